@@ -1,0 +1,22 @@
+//! The shared state of busloket, used by the node in the bus and by the hub at the city.
+//!
+//! What lives here: national numbers ([`national_number`]), the document catalogue and its
+//! eligibility rules ([`catalogue`], [`eligibility`]), the request record as one Automerge document
+//! per request ([`record`]), the encrypted sled store ([`store`], [`at_rest`]) and the hash-chained
+//! access log ([`access_log`]).
+//!
+//! Architecture invariants:
+//! - The pure modules (`national_number`, `catalogue`, `eligibility`, `record`, `terms`) do no IO and
+//!   read no clock: time, ids and keys are arguments. Only `store`, `at_rest` and `access_log` touch
+//!   the disk.
+//! - This crate knows nothing of HTTP, HTML or devices: it never depends on axum or on
+//!   `busloket-hardware`.
+
+pub mod access_log;
+pub mod at_rest;
+pub mod catalogue;
+pub mod eligibility;
+pub mod national_number;
+pub mod record;
+pub mod store;
+pub mod terms;
