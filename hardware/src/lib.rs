@@ -1,1 +1,38 @@
-//! placeholder
+//! `busloket-hardware`: the bus's devices behind small traits, each with a simulator.
+//!
+//! - [`card`]: eID card readers ([`CardReaders`]; [`SimCardReaders`] for the demo and tests; the
+//!   PC/SC driver comes later).
+//! - [`demo`]: the synthetic demo citizens whose cards the simulator holds.
+//! - [`receipt`]: the queue ticket / receipt model and its ESC/POS and text encodings.
+//! - [`printer`]: the thermal receipt printer ([`ReceiptPrinter`]: [`TcpReceiptPrinter`] for
+//!   network printers, [`SimReceiptPrinter`]) and the document printer ([`DocumentPrinter`]:
+//!   [`SimDocumentPrinter`]).
+//! - [`gps`]: where the bus is ([`PositionSource`]; [`SimGps`]; the gpsd driver comes later).
+//!
+//! Invariants:
+//! - `hardware` knows nothing of requests, catalogues or HTTP. It may depend on tokio, serde,
+//!   chrono and device crates; it never depends on `busloket-sync` (or on `busloket-node`).
+//!   Callers hand it finished data (a receipt's translated lines, a rendered PDF) and get device
+//!   facts back.
+//! - The node holds `Arc<dyn Trait>` and cannot tell a real device from a simulator.
+//! - Blocking device calls and file IO run on `spawn_blocking` or a dedicated thread, never on
+//!   an async task.
+//! - A national number or an address never goes into a log or a `Debug` output in full.
+
+pub mod card;
+pub mod demo;
+pub mod gps;
+pub mod printer;
+pub mod receipt;
+
+pub use card::{
+    Address, CardError, CardEvent, CardIdentity, CardReaders, DocumentType, ReaderState, Sex,
+    SimCardReaders,
+};
+pub use demo::{DemoCitizen, DemoRole, demo_avatar_svg, demo_citizens};
+pub use gps::{GpsFix, GpsState, PositionSource, SimGps};
+pub use printer::{
+    DocumentPrinter, PrintError, PrintJob, PrinterStatus, ReceiptPrinter, SimDocumentPrinter,
+    SimReceiptPrinter, TcpPrinterTimeouts, TcpReceiptPrinter,
+};
+pub use receipt::{Receipt, ReceiptLine, encode_escpos, render_text};

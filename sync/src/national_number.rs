@@ -95,7 +95,14 @@ impl NationalNumber {
     /// The full number in the usual writing `YY.MM.DD-SSS.CC`.
     pub fn formatted(&self) -> String {
         let d = self.digits();
-        format!("{}.{}.{}-{}.{}", &d[0..2], &d[2..4], &d[4..6], &d[6..9], &d[9..11])
+        format!(
+            "{}.{}.{}-{}.{}",
+            &d[0..2],
+            &d[2..4],
+            &d[4..6],
+            &d[6..9],
+            &d[9..11]
+        )
     }
 
     /// The masked writing `YY.MM.DD-xxx.xx`, which `Display` also uses.
@@ -105,7 +112,11 @@ impl NationalNumber {
     }
 
     pub fn kind(&self) -> NumberKind {
-        if self.raw_month() >= 20 { NumberKind::Bis } else { NumberKind::National }
+        if self.raw_month() >= 20 {
+            NumberKind::Bis
+        } else {
+            NumberKind::National
+        }
     }
 
     /// The birth date the number encodes, when it encodes a whole one (display only).
@@ -122,7 +133,11 @@ impl NationalNumber {
             return SexHint::Unknown;
         }
         let counter = u32::from(self.0[6] - b'0') * 100 + u32::from(self.two_digits(7));
-        if counter % 2 == 1 { SexHint::Male } else { SexHint::Female }
+        if counter % 2 == 1 {
+            SexHint::Male
+        } else {
+            SexHint::Female
+        }
     }
 
     fn two_digits(&self, at: usize) -> u8 {
@@ -189,7 +204,12 @@ mod tests {
 
     #[test]
     fn parses_common_writings() {
-        for text in ["85.07.31-003.28", "85073100328", " 850731 003 28 ", "85-07-31-003-28"] {
+        for text in [
+            "85.07.31-003.28",
+            "85073100328",
+            " 850731 003 28 ",
+            "85-07-31-003-28",
+        ] {
             let number = NationalNumber::parse(text).unwrap();
             assert_eq!(number.digits(), "85073100328", "{text}");
         }
@@ -236,7 +256,10 @@ mod tests {
         }
         let base = 851_331_003u64; // month 13
         let text = format!("{base}{:02}", 97 - base % 97);
-        assert_eq!(NationalNumber::parse(&text), Err(NationalNumberError::Month(13)));
+        assert_eq!(
+            NationalNumber::parse(&text),
+            Err(NationalNumberError::Month(13))
+        );
     }
 
     #[test]
@@ -247,7 +270,10 @@ mod tests {
         assert_eq!(number.formatted(), "85.07.31-003.28");
         let json = serde_json::to_string(&number).unwrap();
         assert_eq!(json, "\"85073100328\"");
-        assert_eq!(serde_json::from_str::<NationalNumber>(&json).unwrap(), number);
+        assert_eq!(
+            serde_json::from_str::<NationalNumber>(&json).unwrap(),
+            number
+        );
         assert!(serde_json::from_str::<NationalNumber>("\"85073100329\"").is_err());
     }
 }

@@ -1,1 +1,514 @@
-//! placeholder, being written
+//! A request as one Automerge document: the fields set once at creation and an append-only list
+//! of lifecycle events. The status is folded from the events ([`fold_status`]), never stored, so
+//! concurrent edits from a bus and the hub never lose an event; incompatible concurrent events
+//! are reported as [`Conflict`]s for a person to resolve.
+//!
+//! This module is pure: it does no IO and reads no clock. Times, event ids and the Automerge
+//! actor of the writing replica are arguments. An actor belongs to one replica (a device): two
+//! live copies must never write with the same actor, which the store guarantees on a node by
+//! serialising its writes. The layout of the document is described in `record/codec.rs`.
+
+mod codec;
+mod fold;
+
+use std::fmt;
+use std::str::FromStr;
+
+use automerge::transaction::CommitOptions;
+use automerge::{ActorId, AutoCommit, AutomergeError, ChangeHash, ReadDoc};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use uuid::Uuid;
+
+pub use self::fold::{Conflict, ConflictKind, Status, conflicts, fold_status, sort_causally};
+use crate::national_number::NationalNumber;
+use crate::terms::{
+    AuthStrength, Channel, DeliveryMethod, DeviceId, DocumentCode, Language, Relation, RequestId,
+    StopId,
+};
+
+/// The version of the document layout this program writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The id of a lifecycle event (a UUID; v7 from [`EventId::new`], so ids sort by time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(Uuid);
+
+impl EventId {
+    /// A new id from the given time in milliseconds since the epoch and random bits.
+    pub fn new(unix_millis: u64, random: [u8; 10]) -> EventId {
+        EventId(uuid::Builder::from_unix_timestamp_millis(unix_millis, &random).into_uuid())
+    }
+
+    pub fn from_uuid(uuid: Uuid) -> EventId {
+        EventId(uuid)
+    }
+
+    pub fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for EventId {
+    type Err = uuid::Error;
+    fn from_str(text: &str) -> Result<Self, uuid::Error> {
+        Uuid::parse_str(text).map(EventId)
+    }
+}
+
+/// A person a request names: the subject of the document or the requester.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub national_number: NationalNumber,
+    pub name: String,
+}
+
+/// How the document reaches the citizen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub method: DeliveryMethod,
+    /// Required for [`DeliveryMethod::Email`].
+    pub email: Option<String>,
+}
+
+/// Where and when the request was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub device: DeviceId,
+    /// The kiosk station or staff desk, e.g. `kiosk-2`, `desk-1`.
+    pub station: String,
+    pub stop: Option<StopId>,
+    pub at: DateTime<Utc>,
+}
+
+/// The fields set once, when the request is created. There is no setter: a request that needs
+/// other fields is cancelled and made again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewRequest {
+    pub id: RequestId,
+    pub document: DocumentCode,
+    pub subject: Person,
+    pub requester: Person,
+    pub relation: Relation,
+    pub channel: Channel,
+    /// The language of the citizen's session.
+    pub language: Language,
+    pub document_language: Language,
+    pub delivery: Delivery,
+    pub authentication: AuthStrength,
+    /// The purpose of a criminal-record extract.
+    pub purpose: Option<String>,
+    pub origin: Origin,
+    /// The number on the citizen's ticket.
+    pub queue_number: u32,
+}
+
+/// What the eligibility rules said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EligibilityOutcome {
+    Automatic,
+    NeedsClerk,
+    NotAllowed,
+}
+
+impl EligibilityOutcome {
+    pub const ALL: &'static [EligibilityOutcome] = &[
+        EligibilityOutcome::Automatic,
+        EligibilityOutcome::NeedsClerk,
+        EligibilityOutcome::NotAllowed,
+    ];
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            EligibilityOutcome::Automatic => "automatic",
+            EligibilityOutcome::NeedsClerk => "needs-clerk",
+            EligibilityOutcome::NotAllowed => "not-allowed",
+        }
+    }
+}
+
+/// What happened to a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum EventKind {
+    /// Written by [`RequestRecord::create`] only.
+    Submitted,
+    EligibilityDecided {
+        outcome: EligibilityOutcome,
+        reason: Option<String>,
+    },
+    Approved,
+    Rejected {
+        reason: String,
+    },
+    Issued {
+        document_id: String,
+    },
+    ReceiptPrinted {
+        printer: String,
+    },
+    Printed {
+        printer: String,
+    },
+    HandedOver,
+    Emailed {
+        to: String,
+    },
+    Cancelled {
+        reason: String,
+    },
+    /// A person's resolution of the open conflicts: the events of their sides that stand.
+    Resolved {
+        note: String,
+        kept: Vec<EventId>,
+    },
+}
+
+impl EventKind {
+    /// The stable kebab-case code, as stored and as the translation key `event-<code>`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EventKind::Submitted => "submitted",
+            EventKind::EligibilityDecided { .. } => "eligibility-decided",
+            EventKind::Approved => "approved",
+            EventKind::Rejected { .. } => "rejected",
+            EventKind::Issued { .. } => "issued",
+            EventKind::ReceiptPrinted { .. } => "receipt-printed",
+            EventKind::Printed { .. } => "printed",
+            EventKind::HandedOver => "handed-over",
+            EventKind::Emailed { .. } => "emailed",
+            EventKind::Cancelled { .. } => "cancelled",
+            EventKind::Resolved { .. } => "resolved",
+        }
+    }
+}
+
+/// One lifecycle event as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    pub at: DateTime<Utc>,
+    /// Who: `kiosk:station-1`, `staff:jan`, `hub:rules`.
+    pub by: String,
+    pub device: DeviceId,
+    #[serde(flatten)]
+    pub kind: EventKind,
+    /// The ids of all events the appending replica had when it appended, sorted.
+    pub seen: Vec<EventId>,
+}
+
+/// An event to append; the record fills in what it saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub id: EventId,
+    pub at: DateTime<Utc>,
+    pub by: String,
+    pub device: DeviceId,
+    pub kind: EventKind,
+}
+
+/// A set-once field that holds several different values, which happens only when the request
+/// was created twice (see [`ConflictKind::TwoSubmissions`]). `values` holds each value as JSON;
+/// the view shows the one Automerge picks on every replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldConflict {
+    pub field: String,
+    pub values: Vec<serde_json::Value>,
+}
+
+/// Everything about a request, read and checked: what the JSON API returns.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestView {
+    pub schema: u64,
+    #[serde(flatten)]
+    pub fields: NewRequest,
+    /// In causal order.
+    pub events: Vec<Event>,
+    pub status: Status,
+    pub conflicts: Vec<Conflict>,
+    pub field_conflicts: Vec<FieldConflict>,
+    /// Events a resolution did not keep; the status ignores them.
+    pub overruled: Vec<EventId>,
+}
+
+/// Why a record could not be created, read, changed or merged.
+#[derive(Debug, Error)]
+pub enum RecordError {
+    /// Boxed: Automerge's error is large and would make every `Result` of this crate large.
+    #[error("the Automerge document is unreadable")]
+    Automerge(#[source] Box<AutomergeError>),
+    #[error("the record has schema version {found}; this program reads version {SCHEMA_VERSION}")]
+    UnsupportedSchema { found: u64 },
+    #[error("the record has no `{field}`")]
+    Missing { field: String },
+    #[error("the record's `{field}` is invalid: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("the record's `{field}` holds several values but the request was created once")]
+    Malformed { field: String },
+    #[error("incomplete: {0}")]
+    Incomplete(&'static str),
+    #[error("`{event}` cannot be recorded while the request is `{status}`")]
+    NotAllowedNow {
+        event: &'static str,
+        status: &'static str,
+    },
+    #[error("event {0} is already in the record")]
+    DuplicateEvent(EventId),
+    #[error("the resolution keeps event {0}, which is not a side of an open conflict")]
+    NotInConflict(EventId),
+    #[error("request {theirs} cannot be merged into request {ours}")]
+    DifferentRequest { ours: RequestId, theirs: RequestId },
+}
+
+impl From<AutomergeError> for RecordError {
+    fn from(error: AutomergeError) -> Self {
+        RecordError::Automerge(Box::new(error))
+    }
+}
+
+/// One request: an Automerge document with the schema above.
+pub struct RequestRecord {
+    doc: AutoCommit,
+}
+
+impl fmt::Debug for RequestRecord {
+    /// The id only: a record names citizens.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestRecord")
+            .field("id", &self.id().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestRecord {
+    /// Creates the record: the set-once fields and the `Submitted` event (made by `by` on the
+    /// origin's device at the origin's time), in one change by `actor`.
+    pub fn create(
+        new: &NewRequest,
+        actor: ActorId,
+        submitted: EventId,
+        by: &str,
+    ) -> Result<RequestRecord, RecordError> {
+        check_new(new, by)?;
+        let mut doc = AutoCommit::new().with_actor(actor);
+        let list = codec::write_request(&mut doc, new)?;
+        let event = Event {
+            id: submitted,
+            at: new.origin.at,
+            by: by.to_owned(),
+            device: new.origin.device.clone(),
+            kind: EventKind::Submitted,
+            seen: Vec::new(),
+        };
+        codec::write_event(&mut doc, &list, 0, &event)?;
+        doc.commit_with(commit_options(&event));
+        Ok(RequestRecord { doc })
+    }
+
+    /// Loads a saved record (a snapshot, optionally followed by incremental chunks) and checks its
+    /// schema version, fields and events.
+    pub fn load(bytes: &[u8]) -> Result<RequestRecord, RecordError> {
+        let record = RequestRecord {
+            doc: AutoCommit::load(bytes)?,
+        };
+        record.view()?;
+        Ok(record)
+    }
+
+    /// Applies saved bytes from elsewhere (incremental chunks, another replica's changes). Changes
+    /// whose dependencies are missing wait inside Automerge: see [`Self::missing_dependencies`].
+    /// Unlike [`Self::merge`] it cannot tell whose bytes they are: a record created elsewhere
+    /// with the same id shows in [`Self::view`] as a `two-submissions` conflict, one with another
+    /// id as a `Malformed` record.
+    pub fn load_incremental(&mut self, bytes: &[u8]) -> Result<(), RecordError> {
+        self.doc.load_incremental(bytes)?;
+        Ok(())
+    }
+
+    /// The hashes of changes this record waits for before it can apply some it received.
+    pub fn missing_dependencies(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_missing_deps(&[])
+    }
+
+    pub fn id(&self) -> Result<RequestId, RecordError> {
+        Ok(codec::read_fields(&self.doc)?.fields.id)
+    }
+
+    /// Appends one event in one change by `actor`. `seen` becomes every event this replica has.
+    /// Refuses an event that does not fit the current status, any event but a resolution while
+    /// the request is in conflict, and a `Submitted` event.
+    pub fn append(&mut self, actor: &ActorId, event: NewEvent) -> Result<(), RecordError> {
+        let events = self.events()?;
+        if events.iter().any(|known| known.id == event.id) {
+            return Err(RecordError::DuplicateEvent(event.id));
+        }
+        let analysis = fold::analyse(&events);
+        check_allowed(&analysis, &event.kind)?;
+        check_event(&event)?;
+        let mut seen: Vec<EventId> = events.iter().map(|known| known.id).collect();
+        seen.sort();
+        let event = Event {
+            id: event.id,
+            at: event.at,
+            by: event.by,
+            device: event.device,
+            kind: event.kind,
+            seen,
+        };
+        let list = codec::events_list(&self.doc)?;
+        let index = self.doc.length(&list);
+        self.doc.set_actor(actor.clone());
+        if let Err(error) = codec::write_event(&mut self.doc, &list, index, &event) {
+            self.doc.rollback();
+            return Err(error.into());
+        }
+        self.doc.commit_with(commit_options(&event));
+        Ok(())
+    }
+
+    /// Takes in every change of `other` this record lacks. Refuses another request's record.
+    pub fn merge(&mut self, other: &mut RequestRecord) -> Result<(), RecordError> {
+        let (ours, theirs) = (self.id()?, other.id()?);
+        if ours != theirs {
+            return Err(RecordError::DifferentRequest { ours, theirs });
+        }
+        self.doc.merge(&mut other.doc)?;
+        Ok(())
+    }
+
+    /// The events, without duplicates, in causal order.
+    pub fn events(&self) -> Result<Vec<Event>, RecordError> {
+        let mut events = codec::read_events(&self.doc)?;
+        sort_causally(&mut events);
+        Ok(events)
+    }
+
+    pub fn status(&self) -> Result<Status, RecordError> {
+        Ok(fold_status(&self.events()?))
+    }
+
+    /// The fields, the events in causal order, the status, and the open conflicts.
+    pub fn view(&self) -> Result<RequestView, RecordError> {
+        let read = codec::read_fields(&self.doc)?;
+        let events = self.events()?;
+        let submissions = events
+            .iter()
+            .filter(|event| event.kind == EventKind::Submitted)
+            .count();
+        if let (Some(conflict), true) = (read.conflicts.first(), submissions < 2) {
+            return Err(RecordError::Malformed {
+                field: conflict.field.clone(),
+            });
+        }
+        let analysis = fold::analyse(&events);
+        Ok(RequestView {
+            schema: read.schema,
+            fields: read.fields,
+            status: analysis.status(),
+            conflicts: analysis.conflicts,
+            field_conflicts: read.conflicts,
+            overruled: analysis.overruled.into_iter().collect(),
+            events,
+        })
+    }
+
+    /// The whole document, compact.
+    pub fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// The changes since the last [`Self::save`] or `save_incremental` of this value (everything,
+    /// right after [`Self::load`]).
+    pub fn save_incremental(&mut self) -> Vec<u8> {
+        self.doc.save_incremental()
+    }
+
+    /// The changes that are not (transitive) dependencies of `heads`.
+    pub fn save_after(&mut self, heads: &[ChangeHash]) -> Vec<u8> {
+        self.doc.save_after(heads)
+    }
+
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+}
+
+/// The change's message is the event's code and its time the event's (whole seconds, as
+/// Automerge tools expect): both advisory, but they make a change log readable.
+fn commit_options(event: &Event) -> CommitOptions {
+    CommitOptions::default()
+        .with_message(event.kind.code())
+        .with_time(event.at.timestamp())
+}
+
+fn check_new(new: &NewRequest, by: &str) -> Result<(), RecordError> {
+    let blank = |text: &str| text.trim().is_empty();
+    let problem = if new.queue_number == 0 {
+        Some("queue numbers start at 1")
+    } else if blank(&new.subject.name) || blank(&new.requester.name) {
+        Some("the subject and the requester need a name")
+    } else if new.delivery.method == DeliveryMethod::Email
+        && new.delivery.email.as_deref().is_none_or(blank)
+    {
+        Some("an e-mail delivery needs an e-mail address")
+    } else if blank(&new.origin.station) {
+        Some("the origin needs a station")
+    } else if blank(by) {
+        Some("the submission needs to say who made it")
+    } else {
+        None
+    };
+    problem.map_or(Ok(()), |problem| Err(RecordError::Incomplete(problem)))
+}
+
+fn check_event(event: &NewEvent) -> Result<(), RecordError> {
+    let blank = |text: &str| text.trim().is_empty();
+    let problem = match &event.kind {
+        _ if blank(&event.by) => Some("an event needs to say who made it"),
+        EventKind::Issued { document_id } if blank(document_id) => {
+            Some("an issuance needs the document id")
+        }
+        EventKind::Emailed { to } if blank(to) => Some("an e-mail needs its address"),
+        _ => None,
+    };
+    problem.map_or(Ok(()), |problem| Err(RecordError::Incomplete(problem)))
+}
+
+fn check_allowed(analysis: &fold::Analysis, kind: &EventKind) -> Result<(), RecordError> {
+    let refuse = |status: Status| RecordError::NotAllowedNow {
+        event: kind.code(),
+        status: status.code(),
+    };
+    match kind {
+        EventKind::Submitted => Err(refuse(analysis.status())),
+        EventKind::Resolved { kept, .. } => {
+            if analysis.conflicts.is_empty() {
+                return Err(refuse(analysis.folded));
+            }
+            let sides = |id: &EventId| {
+                analysis
+                    .conflicts
+                    .iter()
+                    .any(|c| c.left == *id || c.right == *id)
+            };
+            match kept.iter().find(|id| !sides(id)) {
+                Some(stranger) => Err(RecordError::NotInConflict(*stranger)),
+                None => Ok(()),
+            }
+        }
+        _ if !analysis.conflicts.is_empty() => Err(refuse(Status::InConflict)),
+        _ => match fold::next_status(analysis.folded, kind) {
+            fold::Step::Refused => Err(refuse(analysis.folded)),
+            fold::Step::Moves(_) | fold::Step::Stays => Ok(()),
+        },
+    }
+}

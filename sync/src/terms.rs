@@ -52,19 +52,15 @@ macro_rules! string_enum {
 
 string_enum!(
     /// A language of the pages and of the documents. Dutch is the default.
+    #[derive(Default)]
     Language, "language", {
+        #[default]
         Nl = "nl",
         Fr = "fr",
         De = "de",
         En = "en",
     }
 );
-
-impl Default for Language {
-    fn default() -> Self {
-        Language::Nl
-    }
-}
 
 string_enum!(
     /// Where a request was made.
@@ -159,7 +155,10 @@ impl FromStr for RequestId {
             .ok()
             .filter(|uuid| uuid.get_version_num() == 7)
             .map(RequestId)
-            .ok_or_else(|| UnknownTerm { what: "request id", value: value.to_owned() })
+            .ok_or_else(|| UnknownTerm {
+                what: "request id",
+                value: value.to_owned(),
+            })
     }
 }
 
@@ -236,10 +235,19 @@ mod tests {
         }
         assert_eq!(
             "xx".parse::<Language>(),
-            Err(UnknownTerm { what: "language", value: "xx".into() })
+            Err(UnknownTerm {
+                what: "language",
+                value: "xx".into()
+            })
         );
         assert!("Birth Extract".parse::<DocumentCode>().is_err());
-        assert_eq!("criminal-record-596.2".parse::<DocumentCode>().unwrap().as_str(), "criminal-record-596.2");
+        assert_eq!(
+            "criminal-record-596.2"
+                .parse::<DocumentCode>()
+                .unwrap()
+                .as_str(),
+            "criminal-record-596.2"
+        );
     }
 
     #[test]
@@ -248,6 +256,10 @@ mod tests {
         let late = RequestId::new(1_700_000_000_001, [0; 10]);
         assert!(early < late);
         assert_eq!(early.to_string().parse::<RequestId>(), Ok(early));
-        assert!("6ba7b810-9dad-11d1-80b4-00c04fd430c8".parse::<RequestId>().is_err());
+        assert!(
+            "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+                .parse::<RequestId>()
+                .is_err()
+        );
     }
 }

@@ -1,1 +1,8 @@
-//! placeholder
+//! End-to-end tests: the real `busloket-node` binary, over HTTP, with headless Chromium.
+//!
+//! - `crash`: SIGKILL in the middle of a stream of submissions loses nothing acknowledged.
+//! - `pages`: the kiosk flow in Dutch and French and the staff console, in a browser, with
+//!   screenshots under `target/e2e/`.
+
+mod crash;
+mod pages;

@@ -1,1 +1,273 @@
-//! placeholder
+//! Support for the end-to-end tests: start the real `busloket-node` binary on a free port with a
+//! fresh data directory, talk to it over HTTP, kill it, and drive headless Chromium through
+//! chromedriver.
+//!
+//! A missing binary or system tool fails the test with what to run or install; nothing is skipped.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+pub const DEMO_USER: &str = "demo";
+pub const DEMO_PASSWORD: &str = "bus-demo-2026";
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
+/// Where `cargo xtask test` put the binaries (or `target/debug`).
+fn binary(name: &str) -> Result<PathBuf> {
+    let dir = std::env::var_os("BUSLOKET_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/debug"));
+    let path = dir.join(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing: run `cargo xtask test`, or `cargo build -p busloket-node -p busloket-provisioning --bins` first",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A directory for screenshots and other things a person should look at after the run.
+pub fn artifacts_dir() -> PathBuf {
+    let dir = workspace_root().join("target/e2e");
+    std::fs::create_dir_all(&dir).expect("cannot create target/e2e");
+    dir
+}
+
+/// A `busloket-node` process with its own data directory (kept across restarts).
+pub struct TestNode {
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    child: Option<Child>,
+    pub http: reqwest::Client,
+}
+
+impl TestNode {
+    /// Prepares a demo configuration in a fresh directory and starts the node.
+    pub async fn start() -> Result<TestNode> {
+        let dir = tempfile::tempdir()?;
+        let example = std::fs::read_to_string(workspace_root().join("deploy/node.example.toml"))?;
+        let config = example
+            .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
+            .replace("kiosk_idle_seconds = 180", "kiosk_idle_seconds = 600");
+        std::fs::write(dir.path().join("node.toml"), config)?;
+        std::fs::create_dir_all(dir.path().join("keys"))?;
+        let status = Command::new(binary("busloket-provision")?)
+            .args(["key", "generate"])
+            .arg(dir.path().join("keys/at-rest.key"))
+            .status()?;
+        if !status.success() {
+            bail!("busloket-provision key generate failed: {status}");
+        }
+        let mut node = TestNode {
+            dir,
+            base: String::new(),
+            child: None,
+            http: reqwest::Client::new(),
+        };
+        node.spawn().await?;
+        Ok(node)
+    }
+
+    /// Starts (or restarts) the node on a new port with the same data directory.
+    pub async fn spawn(&mut self) -> Result<()> {
+        let mut child = Command::new(binary("busloket-node")?)
+            .arg("--config")
+            .arg(self.dir.path().join("node.toml"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot start busloket-node")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        })
+        .await??;
+        let Some(base) = line.trim().strip_prefix("busloket-node listening on ") else {
+            let status = child.wait()?;
+            bail!("busloket-node did not start ({status}); first line: {line:?}");
+        };
+        self.base = base.to_owned();
+        self.child = Some(child);
+        Ok(())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill_hard(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM and wait for the graceful stop.
+    pub fn stop(&mut self) -> Result<std::process::ExitStatus> {
+        let mut child = self.child.take().context("the node is not running")?;
+        let status = Command::new("kill").arg(child.id().to_string()).status()?;
+        if !status.success() {
+            bail!("kill failed: {status}");
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                child.kill()?;
+                bail!("the node did not stop within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Signs in as the demo clerk through the API; the bearer token.
+    pub async fn sign_in(&self) -> Result<String> {
+        let answer: Value = self
+            .http
+            .post(self.url("/api/v1/session"))
+            .json(&json!({ "username": DEMO_USER, "password": DEMO_PASSWORD }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(answer["token"].as_str().context("no token")?.to_owned())
+    }
+
+    /// Inserts a demo citizen's card through the demo control page.
+    pub async fn insert_card(&self, reader: &str, national_number: &str) -> Result<()> {
+        self.http
+            .post(self.url("/demo/insert"))
+            .form(&[("reader", reader), ("national_number", national_number)])
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    pub async fn pull_card(&self, reader: &str) -> Result<()> {
+        self.http
+            .post(self.url("/demo/pull"))
+            .form(&[("reader", reader)])
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        let _ = self.kill_hard();
+    }
+}
+
+/// A free TCP port on loopback (for chromedriver).
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Headless Chromium through chromedriver, sized like a 10-inch tablet.
+pub struct Browser {
+    pub client: fantoccini::Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    pub async fn start(width: u32, height: u32) -> Result<Browser> {
+        for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
+            if !Path::new(tool).exists() {
+                bail!(
+                    "{tool} is missing: run `cargo xtask deps` (apt-get install chromium chromium-driver)"
+                );
+            }
+        }
+        let port = free_port()?;
+        let mut driver = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start chromedriver")?;
+        let profile = tempfile::tempdir()?;
+        let capabilities = json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    format!("--window-size={width},{height}"),
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        });
+        let capabilities = match capabilities {
+            Value::Object(map) => map,
+            _ => unreachable!("a JSON object"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            let attempt = fantoccini::ClientBuilder::new(
+                hyper_util::client::legacy::connect::HttpConnector::new(),
+            )
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await;
+            match attempt {
+                Ok(client) => break client,
+                Err(err) if Instant::now() > deadline => {
+                    let _ = driver.kill();
+                    bail!("cannot start a Chromium session through chromedriver: {err}");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        Ok(Browser {
+            client,
+            driver,
+            _profile: profile,
+        })
+    }
+
+    /// Saves a PNG screenshot under `target/e2e/`.
+    pub async fn screenshot(&self, name: &str) -> Result<PathBuf> {
+        let png = self.client.screenshot().await?;
+        let path = artifacts_dir().join(format!("{name}.png"));
+        std::fs::write(&path, png)?;
+        Ok(path)
+    }
+
+    pub async fn close(mut self) -> Result<()> {
+        self.client.clone().close().await?;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        Ok(())
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}

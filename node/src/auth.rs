@@ -1,0 +1,189 @@
+//! Staff sign-in: local accounts with argon2 password hashes (eID sign-in comes with the eID
+//! issue), and the sessions that follow.
+//!
+//! A session is a random token in an `HttpOnly`, `SameSite=Strict` cookie (which also keeps other
+//! sites from posting the console's forms) or in an `Authorization: Bearer` header for API clients.
+//! Sessions live in memory: a node restart signs everyone out, which is what a clerk expects of a
+//! rebooted bus.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use rand::Rng;
+
+use crate::config::StaffAccount;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub const COOKIE: &str = "busloket_staff";
+const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+/// A signed-in clerk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staff {
+    pub username: String,
+    pub display_name: String,
+}
+
+impl Staff {
+    /// How the clerk appears in events and in the access log.
+    pub fn actor(&self) -> String {
+        format!("staff:{}", self.username)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct StaffSessions {
+    // A std mutex: only map operations under it, never an `.await`.
+    sessions: Mutex<HashMap<String, (Staff, Instant)>>,
+}
+
+impl StaffSessions {
+    /// Checks the password against the configured hash; a new session token on success.
+    pub fn sign_in(
+        &self,
+        accounts: &[StaffAccount],
+        username: &str,
+        password: &str,
+    ) -> Option<String> {
+        let account = accounts.iter().find(|account| account.username == username);
+        // Verify against a hash even for an unknown user, so timing does not tell which names exist.
+        let hash = account
+            .map(|a| a.password_hash.as_str())
+            .unwrap_or(UNKNOWN_USER_HASH);
+        let parsed = PasswordHash::new(hash).ok()?;
+        let valid = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        let account = account.filter(|_| valid)?;
+        let token = hex::encode(rand::thread_rng().r#gen::<[u8; 32]>());
+        let staff = Staff {
+            username: account.username.clone(),
+            display_name: account.display_name.clone(),
+        };
+        self.lock().insert(token.clone(), (staff, Instant::now()));
+        Some(token)
+    }
+
+    pub fn sign_out(&self, token: &str) {
+        self.lock().remove(token);
+    }
+
+    pub fn staff(&self, token: &str) -> Option<Staff> {
+        let mut sessions = self.lock();
+        let (staff, started) = sessions.get(token)?;
+        if started.elapsed() > SESSION_LIFETIME {
+            sessions.remove(token);
+            return None;
+        }
+        Some(staff.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Staff, Instant)>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The argon2 hash of a random password nobody knows.
+const UNKNOWN_USER_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Y1rjXf0c6Tq9BOKBSsl2gxKGbVPf2yzjHTmrt0gDVmE";
+
+/// The session token from the cookie or the bearer header.
+pub fn token(parts: &Parts) -> Option<String> {
+    if let Some(bearer) = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+    {
+        return Some(bearer.trim().to_owned());
+    }
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+pub fn session_cookie(token: &str) -> String {
+    format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/")
+}
+
+pub fn clear_cookie() -> String {
+    format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+}
+
+/// Extracts the signed-in clerk or answers 401 (for the API; pages redirect instead).
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Staff, ApiError> {
+        token(parts)
+            .and_then(|token| state.staff_sessions.staff(&token))
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+/// The clerk if signed in, for pages that redirect to the sign-in page otherwise.
+#[derive(Debug)]
+pub struct MaybeStaff(pub Option<Staff>);
+
+impl FromRequestParts<AppState> for MaybeStaff {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<MaybeStaff, Self::Rejection> {
+        Ok(MaybeStaff(
+            token(parts).and_then(|token| state.staff_sessions.staff(&token)),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2::PasswordHasher;
+    use argon2::password_hash::SaltString;
+
+    fn account(password: &str) -> StaffAccount {
+        let salt = SaltString::generate(&mut rand::thread_rng());
+        let hash = Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .unwrap()
+            .to_string();
+        StaffAccount {
+            username: "an".into(),
+            display_name: "An Clerk".into(),
+            password_hash: hash,
+        }
+    }
+
+    #[test]
+    fn sign_in_checks_the_password() {
+        let sessions = StaffSessions::default();
+        let accounts = [account("correct horse")];
+        assert_eq!(sessions.sign_in(&accounts, "an", "wrong"), None);
+        assert_eq!(sessions.sign_in(&accounts, "nobody", "correct horse"), None);
+        let token = sessions.sign_in(&accounts, "an", "correct horse").unwrap();
+        assert_eq!(sessions.staff(&token).unwrap().username, "an");
+        sessions.sign_out(&token);
+        assert_eq!(sessions.staff(&token), None);
+    }
+
+    #[test]
+    fn the_unknown_user_hash_parses() {
+        assert!(PasswordHash::new(UNKNOWN_USER_HASH).is_ok());
+    }
+}

@@ -1,0 +1,339 @@
+//! The node's configuration: a raw TOML shape ([`RawConfig`]) validated once into [`Config`].
+//!
+//! Every option is documented in `deploy/node.example.toml`. Simulated devices are allowed only
+//! when `demo = true`, so a production configuration can never fall back to a simulator silently.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use busloket_sync::terms::{DeviceId, StopId};
+use serde::Deserialize;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The file as written by a person; see `deploy/node.example.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: SocketAddr,
+    device_id: String,
+    data_dir: PathBuf,
+    key_file: PathBuf,
+    #[serde(default)]
+    demo: bool,
+    #[serde(default)]
+    stop: Option<String>,
+    #[serde(default)]
+    catalogue: Option<PathBuf>,
+    #[serde(default = "default_idle_seconds")]
+    kiosk_idle_seconds: u64,
+    #[serde(default)]
+    stations: Vec<RawStation>,
+    staff_desk: RawDesk,
+    receipt_printer: RawPrinter,
+    #[serde(default)]
+    staff: Vec<RawStaff>,
+    gps: RawGps,
+}
+
+fn default_idle_seconds() -> u64 {
+    180
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStation {
+    id: String,
+    name: String,
+    reader: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDesk {
+    reader: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+enum RawPrinter {
+    Simulated {
+        name: String,
+        output_dir: PathBuf,
+    },
+    Tcp {
+        name: String,
+        address: SocketAddr,
+        columns: Option<usize>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+enum RawGps {
+    Simulated { latitude: f64, longitude: f64 },
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStaff {
+    username: String,
+    display_name: String,
+    password_hash: String,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub device_id: DeviceId,
+    pub data_dir: PathBuf,
+    pub key_file: PathBuf,
+    /// Demo mode: simulated devices, the demo control page and the demo citizens.
+    pub demo: bool,
+    pub stop: Option<StopId>,
+    pub catalogue: Option<PathBuf>,
+    /// After this long without a touch, the kiosk warns; a minute later the session ends.
+    pub kiosk_idle: Duration,
+    pub stations: Vec<Station>,
+    pub desk_reader: String,
+    pub receipt_printer: PrinterConfig,
+    pub staff: Vec<StaffAccount>,
+    pub gps: GpsConfig,
+}
+
+/// A kiosk station: one tablet with its card reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Station {
+    pub id: String,
+    pub name: String,
+    pub reader: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum PrinterConfig {
+    Simulated {
+        name: String,
+        output_dir: PathBuf,
+    },
+    Tcp {
+        name: String,
+        address: SocketAddr,
+        columns: usize,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum GpsConfig {
+    Simulated { latitude: f64, longitude: f64 },
+    None,
+}
+
+/// A local staff account (eID sign-in comes with the eID issue).
+#[derive(Debug, Clone)]
+pub struct StaffAccount {
+    pub username: String,
+    pub display_name: String,
+    /// An argon2 PHC string, made by `busloket-provision staff hash`.
+    pub password_hash: String,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and validates; relative paths are taken relative to the file's directory.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|err| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: err.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let device_id = raw
+            .device_id
+            .parse()
+            .map_err(|err| invalid(format!("device_id: {err}")))?;
+        let stop = raw
+            .stop
+            .map(|stop| stop.parse())
+            .transpose()
+            .map_err(|err| invalid(format!("stop: {err}")))?;
+        if raw.stations.is_empty() {
+            return Err(invalid(
+                "at least one kiosk station is needed under [[stations]]".into(),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for station in &raw.stations {
+            let valid_id = !station.id.is_empty()
+                && station
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !valid_id {
+                return Err(invalid(format!(
+                    "station id `{}` may hold only letters, digits and `-`",
+                    station.id
+                )));
+            }
+            if !seen.insert(station.id.clone()) {
+                return Err(invalid(format!(
+                    "station id `{}` is used twice",
+                    station.id
+                )));
+            }
+        }
+        let receipt_printer = match raw.receipt_printer {
+            RawPrinter::Simulated { name, output_dir } => {
+                if !raw.demo {
+                    return Err(invalid(
+                        "receipt_printer.kind = \"simulated\" is allowed only with demo = true"
+                            .into(),
+                    ));
+                }
+                PrinterConfig::Simulated {
+                    name,
+                    output_dir: base.join(output_dir),
+                }
+            }
+            RawPrinter::Tcp {
+                name,
+                address,
+                columns,
+            } => PrinterConfig::Tcp {
+                name,
+                address,
+                columns: columns.unwrap_or(48),
+            },
+        };
+        let gps = match raw.gps {
+            RawGps::Simulated {
+                latitude,
+                longitude,
+            } => {
+                if !raw.demo {
+                    return Err(invalid(
+                        "gps.kind = \"simulated\" is allowed only with demo = true".into(),
+                    ));
+                }
+                GpsConfig::Simulated {
+                    latitude,
+                    longitude,
+                }
+            }
+            RawGps::None => GpsConfig::None,
+        };
+        if !raw.demo {
+            // The card readers: the PC/SC driver arrives with the eID issue; until then only the
+            // simulator exists, and it must never be picked silently.
+            return Err(invalid(
+                "only demo mode is available in this version: no real card-reader driver yet (set demo = true)".into(),
+            ));
+        }
+        let staff = raw
+            .staff
+            .into_iter()
+            .map(|staff| {
+                if !staff.password_hash.starts_with("$argon2") {
+                    return Err(invalid(format!(
+                        "staff `{}`: password_hash must be an argon2 hash (make one with `busloket-provision staff hash`)",
+                        staff.username
+                    )));
+                }
+                Ok(StaffAccount {
+                    username: staff.username,
+                    display_name: staff.display_name,
+                    password_hash: staff.password_hash,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if raw.kiosk_idle_seconds < 30 {
+            return Err(invalid("kiosk_idle_seconds must be at least 30".into()));
+        }
+        Ok(Config {
+            listen: raw.listen,
+            device_id,
+            data_dir: base.join(raw.data_dir),
+            key_file: base.join(raw.key_file),
+            demo: raw.demo,
+            stop,
+            catalogue: raw.catalogue.map(|path| base.join(path)),
+            kiosk_idle: Duration::from_secs(raw.kiosk_idle_seconds),
+            stations: raw
+                .stations
+                .into_iter()
+                .map(|s| Station {
+                    id: s.id,
+                    name: s.name,
+                    reader: s.reader,
+                })
+                .collect(),
+            desk_reader: raw.staff_desk.reader,
+            receipt_printer,
+            staff,
+            gps,
+        })
+    }
+
+    pub fn station(&self, id: &str) -> Option<&Station> {
+        self.stations.iter().find(|station| station.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../deploy/node.example.toml");
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let config = Config::parse(Path::new("/etc/busloket/node.toml"), EXAMPLE).unwrap();
+        assert!(config.demo);
+        assert_eq!(config.data_dir, Path::new("/etc/busloket/data"));
+        assert_eq!(config.stations.len(), 2);
+    }
+
+    #[test]
+    fn simulators_need_demo_mode() {
+        let text = EXAMPLE.replace("demo = true", "demo = false");
+        let err = Config::parse(Path::new("node.toml"), &text).unwrap_err();
+        assert!(
+            err.to_string().contains("allowed only with demo = true"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_the_file_name() {
+        let text = format!("{EXAMPLE}\nlisten_port = 3\n");
+        let err = Config::parse(Path::new("node.toml"), &text).unwrap_err();
+        assert!(err.to_string().starts_with("node.toml: "), "{err}");
+        assert!(err.to_string().contains("listen_port"), "{err}");
+    }
+}

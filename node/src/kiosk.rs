@@ -1,0 +1,780 @@
+//! The kiosk: the tablet pages a citizen walks through, one question per screen.
+//!
+//! language → insert your eID → for whom → which document → (purpose) → delivery → confirm →
+//! ticket. The session lives on the node, one per station, never in the tablet: pulling the card
+//! (or leaving the tablet alone) clears it, and the page follows through server-sent events.
+
+pub mod pages;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use busloket_hardware::{CardEvent, CardIdentity};
+use busloket_sync::national_number::NationalNumber;
+use busloket_sync::record::{Delivery, Person};
+use busloket_sync::terms::{
+    AuthStrength, Channel, DeliveryMethod, DocumentCode, Language, Relation,
+};
+use chrono::Utc;
+use futures::Stream;
+use serde::Deserialize;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::config::Station;
+use crate::error::ApiError;
+use crate::events::NodeEvent;
+use crate::register::Relative;
+use crate::state::AppState;
+use crate::workflow::{self, SubmitInput};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/kiosk/{station}", get(pages::show))
+        .route("/kiosk/{station}/events", get(events))
+        .route("/kiosk/{station}/language", post(choose_language))
+        .route("/kiosk/{station}/for-whom", post(choose_subject))
+        .route("/kiosk/{station}/document", post(choose_document))
+        .route("/kiosk/{station}/purpose", post(give_purpose))
+        .route("/kiosk/{station}/delivery", post(choose_delivery))
+        .route("/kiosk/{station}/confirm", post(confirm))
+        .route("/kiosk/{station}/back", post(back))
+        .route("/kiosk/{station}/another", post(another))
+        .route("/kiosk/{station}/help", post(help))
+        .route("/kiosk/{station}/touch", post(touch))
+        .route("/kiosk/{station}/end", post(end))
+}
+
+/// The card at a station, as far as the session knows.
+#[derive(Debug, Clone, Default)]
+pub enum CardState {
+    #[default]
+    Absent,
+    /// Inserted, being read; `generation` tells a late read result from a current one.
+    Reading {
+        generation: u64,
+    },
+    Read(Box<Citizen>),
+    /// The card could not be used; the code picks the message.
+    Failed {
+        code: &'static str,
+    },
+}
+
+/// The citizen identified by their card.
+#[derive(Debug, Clone)]
+pub struct Citizen {
+    pub person: Person,
+    pub first_name: String,
+    pub authentication: AuthStrength,
+}
+
+/// For whom the document is.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub person: Person,
+    pub relation: Relation,
+    pub minor: bool,
+}
+
+/// What the node remembers of the citizen at one station; reset when the card leaves.
+#[derive(Debug, Clone)]
+pub struct KioskSession {
+    pub language: Option<Language>,
+    pub card: CardState,
+    pub generation: u64,
+    /// The requester's relatives, from the register, when known.
+    pub relatives: Option<Vec<Relative>>,
+    pub subject: Option<Subject>,
+    pub document: Option<DocumentCode>,
+    pub purpose: Option<String>,
+    pub delivery: Option<Delivery>,
+    pub done: Option<Done>,
+    /// A message key to show once: an input error, a failed submission, "help is coming".
+    pub message: Option<String>,
+    pub last_touch: Instant,
+}
+
+/// The outcome shown on the last screen.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub queue_number: u32,
+    pub automatic: bool,
+    pub ticket_printed: bool,
+}
+
+impl KioskSession {
+    fn new() -> KioskSession {
+        KioskSession {
+            language: None,
+            card: CardState::Absent,
+            generation: 0,
+            relatives: None,
+            subject: None,
+            document: None,
+            purpose: None,
+            delivery: None,
+            done: None,
+            message: None,
+            last_touch: Instant::now(),
+        }
+    }
+
+    /// Forgets everything about the citizen; keeps the generation so late reads are ignored.
+    fn clear(&mut self) {
+        let generation = self.generation;
+        *self = KioskSession::new();
+        self.generation = generation;
+    }
+
+    /// Forgets the request being made but keeps the citizen and the language.
+    fn clear_request(&mut self) {
+        self.subject = None;
+        self.document = None;
+        self.purpose = None;
+        self.delivery = None;
+        self.done = None;
+        self.message = None;
+    }
+
+    pub fn language(&self) -> Language {
+        self.language.unwrap_or_default()
+    }
+
+    pub fn citizen(&self) -> Option<&Citizen> {
+        match &self.card {
+            CardState::Read(citizen) => Some(citizen),
+            _ => None,
+        }
+    }
+
+    fn has_citizen_data(&self) -> bool {
+        self.language.is_some() || !matches!(self.card, CardState::Absent)
+    }
+}
+
+/// The screen a session is on: a pure function of the session and the catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Language,
+    InsertCard,
+    Reading,
+    CardFailed,
+    ForWhom,
+    Document,
+    Purpose,
+    Delivery,
+    Confirm,
+    Done,
+}
+
+pub fn step(session: &KioskSession, purpose_required: impl Fn(&DocumentCode) -> bool) -> Step {
+    if session.done.is_some() {
+        return Step::Done;
+    }
+    if session.language.is_none() {
+        return Step::Language;
+    }
+    match &session.card {
+        CardState::Absent => return Step::InsertCard,
+        CardState::Reading { .. } => return Step::Reading,
+        CardState::Failed { .. } => return Step::CardFailed,
+        CardState::Read(_) => {}
+    }
+    if session.subject.is_none() {
+        return Step::ForWhom;
+    }
+    let Some(document) = &session.document else {
+        return Step::Document;
+    };
+    if purpose_required(document) && session.purpose.is_none() {
+        return Step::Purpose;
+    }
+    if session.delivery.is_none() {
+        return Step::Delivery;
+    }
+    Step::Confirm
+}
+
+/// The sessions of all stations.
+#[derive(Debug)]
+pub struct KioskSessions {
+    // A std mutex: only short reads and writes under it, never an `.await`.
+    sessions: Mutex<HashMap<String, KioskSession>>,
+    readers: HashMap<String, String>,
+}
+
+impl KioskSessions {
+    pub fn new(stations: &[Station]) -> KioskSessions {
+        KioskSessions {
+            sessions: Mutex::new(
+                stations
+                    .iter()
+                    .map(|station| (station.id.clone(), KioskSession::new()))
+                    .collect(),
+            ),
+            readers: stations
+                .iter()
+                .map(|s| (s.reader.clone(), s.id.clone()))
+                .collect(),
+        }
+    }
+
+    /// A copy of a station's session.
+    pub fn get(&self, station: &str) -> Option<KioskSession> {
+        self.lock().get(station).cloned()
+    }
+
+    /// Changes a station's session under the lock; `None` for an unknown station.
+    pub fn update<T>(
+        &self,
+        station: &str,
+        change: impl FnOnce(&mut KioskSession) -> T,
+    ) -> Option<T> {
+        self.lock().get_mut(station).map(change)
+    }
+
+    /// The station whose tablet uses this reader.
+    pub fn station_of_reader(&self, reader: &str) -> Option<&str> {
+        self.readers.get(reader).map(String::as_str)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, KioskSession>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Follows the card readers: an inserted card is read, a pulled card ends the session.
+pub async fn follow_card_events(
+    state: AppState,
+    mut events: tokio::sync::broadcast::Receiver<CardEvent>,
+) {
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            () = state.shutdown.cancelled() => return,
+        };
+        match event {
+            Ok(CardEvent::CardInserted { reader }) => card_inserted(&state, &reader),
+            Ok(CardEvent::CardRemoved { reader }) => card_removed(&state, &reader),
+            Ok(CardEvent::ReaderAdded { .. } | CardEvent::ReaderRemoved { .. }) => {
+                state.events.send(NodeEvent::Device)
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "card events missed; kiosk sessions may be stale");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+fn card_inserted(state: &AppState, reader: &str) {
+    let Some(station) = state.kiosks.station_of_reader(reader).map(str::to_owned) else {
+        // The staff desk's reader: the console shows it.
+        state.events.send(NodeEvent::Device);
+        return;
+    };
+    let generation = state.kiosks.update(&station, |session| {
+        session.clear_request();
+        session.generation += 1;
+        session.card = CardState::Reading {
+            generation: session.generation,
+        };
+        session.relatives = None;
+        session.last_touch = Instant::now();
+        session.generation
+    });
+    state.events.send(NodeEvent::Kiosk {
+        station: station.clone(),
+    });
+    let Some(generation) = generation else { return };
+    let state = state.clone();
+    let reader = reader.to_owned();
+    tokio::spawn(async move {
+        let card = match state.readers.read_identity(&reader).await {
+            Ok(identity) => identify(&state, &station, identity).await,
+            Err(err) => {
+                tracing::info!(station, "card not read: {err}");
+                CardState::Failed {
+                    code: "card-unreadable",
+                }
+            }
+        };
+        let relatives = match &card {
+            CardState::Read(citizen) => state
+                .register
+                .relatives(&citizen.person.national_number, Utc::now().date_naive()),
+            _ => None,
+        };
+        state.kiosks.update(&station, |session| {
+            // A card pulled or swapped during the read leaves a newer generation: drop the result.
+            if matches!(session.card, CardState::Reading { generation: current } if current == generation) {
+                session.card = card;
+                session.relatives = relatives;
+            }
+        });
+        state.events.send(NodeEvent::Kiosk { station });
+    });
+}
+
+/// Turns a read card into the session's citizen, logging the read of their data.
+async fn identify(state: &AppState, station: &str, identity: CardIdentity) -> CardState {
+    let Ok(national_number) = NationalNumber::parse(&identity.national_number) else {
+        return CardState::Failed {
+            code: "card-bad-number",
+        };
+    };
+    let logged = workflow::log_access(
+        state,
+        &format!("kiosk:{station}"),
+        national_number,
+        &["identity", "address"],
+        "identification at the kiosk",
+        None,
+        Utc::now(),
+    )
+    .await;
+    if logged.is_err() {
+        // Reading citizen data without a log entry is not allowed.
+        return CardState::Failed {
+            code: "card-unreadable",
+        };
+    }
+    let first_name = identity
+        .first_names
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let name = format!("{} {}", identity.first_names, identity.surname);
+    CardState::Read(Box::new(Citizen {
+        person: Person {
+            national_number,
+            name,
+        },
+        first_name,
+        authentication: AuthStrength::CardRead,
+    }))
+}
+
+fn card_removed(state: &AppState, reader: &str) {
+    let Some(station) = state.kiosks.station_of_reader(reader).map(str::to_owned) else {
+        state.events.send(NodeEvent::Device);
+        return;
+    };
+    state.kiosks.update(&station, |session| {
+        session.generation += 1;
+        session.clear();
+    });
+    tracing::debug!(station, "card removed, session cleared");
+    state.events.send(NodeEvent::Kiosk { station });
+}
+
+/// Ends sessions nobody touched for the idle time plus the minute of warning.
+pub async fn expire_idle_sessions(state: AppState) {
+    let limit = state.config.kiosk_idle + Duration::from_secs(60);
+    let mut ticker = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = state.shutdown.cancelled() => return,
+        }
+        for station in &state.config.stations {
+            let expired = state.kiosks.update(&station.id, |session| {
+                let expired = session.has_citizen_data() && session.last_touch.elapsed() > limit;
+                if expired {
+                    session.generation += 1;
+                    session.clear();
+                }
+                expired
+            });
+            if expired == Some(true) {
+                tracing::info!(station = station.id, "idle kiosk session ended");
+                state.events.send(NodeEvent::Kiosk {
+                    station: station.id.clone(),
+                });
+            }
+        }
+    }
+}
+
+fn redirect(station: &str) -> Response {
+    Redirect::to(&format!("/kiosk/{station}")).into_response()
+}
+
+fn unknown_station(station: &str) -> ApiError {
+    ApiError::not_found("unknown-station", format!("no kiosk station `{station}`"))
+}
+
+/// Applies a change to the session and goes back to its page.
+fn change(
+    state: &AppState,
+    station: &str,
+    apply: impl FnOnce(&mut KioskSession),
+) -> Result<Response, ApiError> {
+    state
+        .kiosks
+        .update(station, |session| {
+            session.last_touch = Instant::now();
+            session.message = None;
+            apply(session);
+        })
+        .ok_or_else(|| unknown_station(station))?;
+    state.events.send(NodeEvent::Kiosk {
+        station: station.to_owned(),
+    });
+    Ok(redirect(station))
+}
+
+#[derive(Debug, Deserialize)]
+struct LanguageForm {
+    language: String,
+}
+
+async fn choose_language(
+    State(state): State<AppState>,
+    Path(station): Path<String>,
+    Form(form): Form<LanguageForm>,
+) -> Result<Response, ApiError> {
+    let language: Language = form
+        .language
+        .parse()
+        .map_err(|err| ApiError::bad_request("bad-language", format!("{err}")))?;
+    change(&state, &station, |session| {
+        session.language = Some(language)
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct SubjectForm {
+    /// `self` or the index of a relative in the session's list.
+    who: String,
+}
+
+async fn choose_subject(
+    State(state): State<AppState>,
+    Path(station): Path<String>,
+    Form(form): Form<SubjectForm>,
+) -> Result<Response, ApiError> {
+    let session = state
+        .kiosks
+        .get(&station)
+        .ok_or_else(|| unknown_station(&station))?;
+    let citizen = session
+        .citizen()
+        .ok_or_else(|| ApiError::conflict("no-card", "insert your card first"))?;
+    let subject = if form.who == "self" {
+        let today = Utc::now().date_naive();
+        let minor = state
+            .register
+            .is_minor(&citizen.person.national_number, today)
+            .unwrap_or(false);
+        Subject {
+            person: citizen.person.clone(),
+            relation: Relation::Myself,
+            minor,
+        }
+    } else {
+        let index: usize = form
+            .who
+            .parse()
+            .map_err(|_| ApiError::bad_request("bad-choice", "unknown choice"))?;
+        let relative = session
+            .relatives
+            .as_ref()
+            .and_then(|relatives| relatives.get(index))
+            .ok_or_else(|| ApiError::bad_request("bad-choice", "unknown choice"))?;
+        Subject {
+            person: relative.person.clone(),
+            relation: relative.relation,
+            minor: relative.minor,
+        }
+    };
+    change(&state, &station, |session| session.subject = Some(subject))
+}
+
+#[derive(Debug, Deserialize)]
+struct DocumentForm {
+    document: String,
+}
+
+async fn choose_document(
+    State(state): State<AppState>,
+    Path(station): Path<String>,
+    Form(form): Form<DocumentForm>,
+) -> Result<Response, ApiError> {
+    let code: DocumentCode = form
+        .document
+        .parse()
+        .map_err(|err| ApiError::bad_request("bad-document", format!("{err}")))?;
+    workflow::document_type(&state, &code)?;
+    change(&state, &station, |session| session.document = Some(code))
+}
+
+#[derive(Debug, Deserialize)]
+struct PurposeForm {
+    purpose: String,
+}
+
+async fn give_purpose(
+    State(state): State<AppState>,
+    Path(station): Path<String>,
+    Form(form): Form<PurposeForm>,
+) -> Result<Response, ApiError> {
+    let purpose = form.purpose.trim().to_owned();
+    change(&state, &station, |session| {
+        if purpose.is_empty() {
+            session.message = Some("kiosk-purpose-missing".into());
+        } else {
+            session.purpose = Some(purpose.chars().take(200).collect());
+        }
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct DeliveryForm {
+    method: String,
+    #[serde(default)]
+    email: String,
+}
+
+async fn choose_delivery(
+    State(state): State<AppState>,
+    Path(station): Path<String>,
+    Form(form): Form<DeliveryForm>,
+) -> Result<Response, ApiError> {
+    let method: DeliveryMethod = form
+        .method
+        .parse()
+        .map_err(|err| ApiError::bad_request("bad-delivery", format!("{err}")))?;
+    let email = form.email.trim().to_owned();
+    change(&state, &station, |session| {
+        if method == DeliveryMethod::Email && !workflow::plausible_email(&email) {
+            session.message = Some("kiosk-email-invalid".into());
+            return;
+        }
+        let email = (method == DeliveryMethod::Email).then_some(email);
+        session.delivery = Some(Delivery { method, email });
+    })
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    Path(station): Path<String>,
+) -> Result<Response, ApiError> {
+    let session = state
+        .kiosks
+        .get(&station)
+        .ok_or_else(|| unknown_station(&station))?;
+    let purpose_required = |code: &DocumentCode| {
+        state
+            .catalogue
+            .get(code)
+            .is_some_and(|d| d.purpose_required)
+    };
+    if step(&session, purpose_required) != Step::Confirm {
+        return Ok(redirect(&station));
+    }
+    let (Some(citizen), Some(subject), Some(document), Some(delivery)) = (
+        session.citizen(),
+        &session.subject,
+        &session.document,
+        &session.delivery,
+    ) else {
+        return Ok(redirect(&station));
+    };
+    let input = SubmitInput {
+        document: document.clone(),
+        requester: citizen.person.clone(),
+        subject: subject.person.clone(),
+        relation: subject.relation,
+        subject_is_minor: subject.minor,
+        authentication: citizen.authentication,
+        channel: Channel::BusKiosk,
+        language: session.language(),
+        delivery: delivery.clone(),
+        purpose: session.purpose.clone(),
+        station: station.clone(),
+        by: format!("kiosk:{station}"),
+    };
+    let generation = session.generation;
+    let outcome = workflow::submit(&state, input, Utc::now()).await;
+    state.kiosks.update(&station, |session| {
+        // The card may have been pulled while the request was stored: then show nothing.
+        if session.generation != generation {
+            return;
+        }
+        session.last_touch = Instant::now();
+        match &outcome {
+            Ok(submitted) => {
+                session.done = Some(Done {
+                    queue_number: submitted.queue_number,
+                    automatic: matches!(
+                        submitted.decision,
+                        busloket_sync::eligibility::Decision::Automatic
+                    ),
+                    ticket_printed: submitted.ticket.is_ok(),
+                });
+            }
+            Err(err) => {
+                tracing::warn!(station, code = err.code, "kiosk submission refused");
+                session.message = Some("kiosk-submit-failed".into());
+            }
+        }
+    });
+    state.events.send(NodeEvent::Kiosk {
+        station: station.clone(),
+    });
+    Ok(redirect(&station))
+}
+
+#[derive(Debug, Deserialize)]
+struct BackForm {
+    /// The step to go back to.
+    to: String,
+}
+
+async fn back(
+    State(state): State<AppState>,
+    Path(station): Path<String>,
+    Form(form): Form<BackForm>,
+) -> Result<Response, ApiError> {
+    change(&state, &station, |session| match form.to.as_str() {
+        "language" => {
+            session.language = None;
+        }
+        "for-whom" => session.clear_request(),
+        "document" => {
+            session.document = None;
+            session.purpose = None;
+            session.delivery = None;
+        }
+        "purpose" => {
+            session.purpose = None;
+            session.delivery = None;
+        }
+        "delivery" => session.delivery = None,
+        _ => {}
+    })
+}
+
+async fn another(
+    State(state): State<AppState>,
+    Path(station): Path<String>,
+) -> Result<Response, ApiError> {
+    change(&state, &station, KioskSession::clear_request)
+}
+
+async fn help(
+    State(state): State<AppState>,
+    Path(station): Path<String>,
+) -> Result<Response, ApiError> {
+    state
+        .config
+        .station(&station)
+        .ok_or_else(|| unknown_station(&station))?;
+    state.help_calls.call(&station, Utc::now());
+    state.events.send(NodeEvent::Help);
+    tracing::info!(station, "citizen asked for help");
+    let response = change(&state, &station, |session| {
+        session.message = Some("kiosk-help-called".into())
+    })?;
+    Ok(response)
+}
+
+async fn touch(
+    State(state): State<AppState>,
+    Path(station): Path<String>,
+) -> Result<Response, ApiError> {
+    state
+        .kiosks
+        .update(&station, |session| session.last_touch = Instant::now())
+        .ok_or_else(|| unknown_station(&station))?;
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+}
+
+async fn end(
+    State(state): State<AppState>,
+    Path(station): Path<String>,
+) -> Result<Response, ApiError> {
+    change(&state, &station, |session| {
+        session.generation += 1;
+        session.clear();
+    })
+}
+
+/// Tells the station's page to redraw whenever its session changes.
+async fn events(
+    State(state): State<AppState>,
+    Path(station): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    state
+        .config
+        .station(&station)
+        .ok_or_else(|| unknown_station(&station))?;
+    let shutdown = state.shutdown.clone();
+    let stream =
+        BroadcastStream::new(state.events.subscribe()).filter_map(move |event| match event {
+            Ok(NodeEvent::Kiosk { station: changed }) if changed == station => {
+                Some(Ok(SseEvent::default().event("changed").data("session")))
+            }
+            Ok(_) => None,
+            // Missed events: redraw to be safe.
+            Err(_) => Some(Ok(SseEvent::default().event("changed").data("lagged"))),
+        });
+    let stream = futures::StreamExt::take_until(stream, async move { shutdown.cancelled().await });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_follow_the_session() {
+        let never = |_: &DocumentCode| false;
+        let always = |_: &DocumentCode| true;
+        let mut session = KioskSession::new();
+        assert_eq!(step(&session, never), Step::Language);
+        session.language = Some(Language::Fr);
+        assert_eq!(step(&session, never), Step::InsertCard);
+        session.card = CardState::Reading { generation: 1 };
+        assert_eq!(step(&session, never), Step::Reading);
+        let person = Person {
+            national_number: NationalNumber::parse("85.07.31-003.28").unwrap(),
+            name: "Demo Persoon".into(),
+        };
+        session.card = CardState::Read(Box::new(Citizen {
+            person: person.clone(),
+            first_name: "Demo".into(),
+            authentication: AuthStrength::CardRead,
+        }));
+        assert_eq!(step(&session, never), Step::ForWhom);
+        session.subject = Some(Subject {
+            person,
+            relation: Relation::Myself,
+            minor: false,
+        });
+        assert_eq!(step(&session, never), Step::Document);
+        session.document = Some("criminal-record-595".parse().unwrap());
+        assert_eq!(step(&session, always), Step::Purpose);
+        assert_eq!(step(&session, never), Step::Delivery);
+        session.delivery = Some(Delivery {
+            method: DeliveryMethod::PrintHere,
+            email: None,
+        });
+        assert_eq!(step(&session, never), Step::Confirm);
+        session.clear();
+        assert_eq!(step(&session, never), Step::Language);
+        assert!(!session.has_citizen_data());
+    }
+}

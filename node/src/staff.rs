@@ -1,0 +1,309 @@
+//! The staff console: the day at a glance (queue, help calls, devices), serving a citizen at the
+//! desk, a request's full history, reprint and cancel. Keyboard-first; live through server-sent
+//! events. Clerks sign in with a local account.
+//!
+//! The queue shows numbers, documents and statuses, not names: a name is citizen data, shown on a
+//! request's page, and every such page view writes an access-log entry.
+
+mod pages;
+
+use std::convert::Infallible;
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use busloket_sync::national_number::NationalNumber;
+use busloket_sync::record::{Delivery, Person};
+use busloket_sync::terms::{AuthStrength, Channel, DeliveryMethod, Language, Relation, RequestId};
+use chrono::Utc;
+use futures::Stream;
+use serde::Deserialize;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::auth::{self, MaybeStaff, Staff};
+use crate::error::ApiError;
+use crate::events::NodeEvent;
+use crate::state::AppState;
+use crate::workflow::{self, SubmitInput};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/staff", get(pages::dashboard))
+        .route("/staff/login", get(pages::login_page).post(login))
+        .route("/staff/logout", post(logout))
+        .route("/staff/events", get(events))
+        .route("/staff/help/{station}/answer", post(answer_help))
+        .route("/staff/serve", get(pages::serve_page).post(serve))
+        .route("/staff/serve/read-card", post(read_desk_card))
+        .route("/staff/requests/{id}", get(pages::request_page))
+        .route("/staff/requests/{id}/reprint", post(reprint))
+        .route("/staff/requests/{id}/cancel", post(cancel))
+}
+
+fn to_login() -> Response {
+    Redirect::to("/staff/login").into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+    let accounts = state.config.staff.clone();
+    let sessions = state.staff_sessions.clone();
+    // Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
+    let token = tokio::task::spawn_blocking(move || {
+        sessions.sign_in(&accounts, form.username.trim(), &form.password)
+    })
+    .await
+    .ok()
+    .flatten();
+    match token {
+        Some(token) => (
+            [(header::SET_COOKIE, auth::session_cookie(&token))],
+            Redirect::to("/staff"),
+        )
+            .into_response(),
+        None => pages::login_form(&state, true).into_response(),
+    }
+}
+
+async fn logout(State(state): State<AppState>, request: axum::http::request::Parts) -> Response {
+    if let Some(token) = auth::token(&request) {
+        state.staff_sessions.sign_out(&token);
+    }
+    (
+        [(header::SET_COOKIE, auth::clear_cookie())],
+        Redirect::to("/staff/login"),
+    )
+        .into_response()
+}
+
+async fn answer_help(
+    State(state): State<AppState>,
+    MaybeStaff(staff): MaybeStaff,
+    Path(station): Path<String>,
+) -> Response {
+    if staff.is_none() {
+        return to_login();
+    }
+    if state.help_calls.answer(&station) {
+        state.kiosks.update(&station, |session| {
+            if session.message.as_deref() == Some("kiosk-help-called") {
+                session.message = None;
+            }
+        });
+        state.events.send(NodeEvent::Help);
+        state.events.send(NodeEvent::Kiosk { station });
+    }
+    Redirect::to("/staff").into_response()
+}
+
+/// The citizen whose card is in the staff desk's reader, read on the clerk's demand.
+async fn read_desk_card(
+    State(state): State<AppState>,
+    MaybeStaff(staff): MaybeStaff,
+) -> Result<Response, ApiError> {
+    let Some(staff) = staff else {
+        return Ok(to_login());
+    };
+    let reader = state.config.desk_reader.clone();
+    let form = match state.readers.read_identity(&reader).await {
+        Ok(identity) => match NationalNumber::parse(&identity.national_number) {
+            Ok(number) => {
+                workflow::log_access(
+                    &state,
+                    &staff.actor(),
+                    number,
+                    &["identity", "address"],
+                    "serving a citizen at the desk",
+                    None,
+                    Utc::now(),
+                )
+                .await?;
+                pages::ServeForm {
+                    requester_number: number.formatted(),
+                    requester_name: format!("{} {}", identity.first_names, identity.surname),
+                    from_card: true,
+                    ..pages::ServeForm::default()
+                }
+            }
+            Err(_) => pages::ServeForm {
+                message: Some("staff-card-bad-number".into()),
+                ..Default::default()
+            },
+        },
+        Err(err) => {
+            tracing::info!("desk card not read: {err}");
+            pages::ServeForm {
+                message: Some("staff-card-not-read".into()),
+                ..Default::default()
+            }
+        }
+    };
+    Ok(pages::serve_form(&state, &staff, &form).into_response())
+}
+
+async fn serve(
+    State(state): State<AppState>,
+    MaybeStaff(staff): MaybeStaff,
+    Form(form): Form<pages::ServeForm>,
+) -> Result<Response, ApiError> {
+    let Some(staff) = staff else {
+        return Ok(to_login());
+    };
+    match serve_input(&state, &staff, &form) {
+        Err(message) => Ok(pages::serve_form(
+            &state,
+            &staff,
+            &pages::ServeForm {
+                message: Some(message),
+                ..form
+            },
+        )
+        .into_response()),
+        Ok(input) => match workflow::submit(&state, input, Utc::now()).await {
+            Ok(submitted) => {
+                Ok(Redirect::to(&format!("/staff/requests/{}", submitted.id)).into_response())
+            }
+            Err(err) if err.status.is_client_error() => {
+                let message = format!("error-{}", err.code);
+                Ok(pages::serve_form(
+                    &state,
+                    &staff,
+                    &pages::ServeForm {
+                        message: Some(message),
+                        ..form
+                    },
+                )
+                .into_response())
+            }
+            Err(err) => Err(err),
+        },
+    }
+}
+
+/// Parses the desk form; an error is a translation key.
+fn serve_input(
+    state: &AppState,
+    staff: &Staff,
+    form: &pages::ServeForm,
+) -> Result<SubmitInput, String> {
+    let requester_number = NationalNumber::parse(&form.requester_number)
+        .map_err(|_| "staff-bad-requester-number".to_owned())?;
+    let relation: Relation = form
+        .relation
+        .parse()
+        .map_err(|_| "staff-bad-relation".to_owned())?;
+    let requester = Person {
+        national_number: requester_number,
+        name: form.requester_name.trim().to_owned(),
+    };
+    let subject = if relation == Relation::Myself {
+        requester.clone()
+    } else {
+        let number = NationalNumber::parse(&form.subject_number)
+            .map_err(|_| "staff-bad-subject-number".to_owned())?;
+        Person {
+            national_number: number,
+            name: form.subject_name.trim().to_owned(),
+        }
+    };
+    let today = Utc::now().date_naive();
+    let subject_is_minor = state
+        .register
+        .is_minor(&subject.national_number, today)
+        .unwrap_or(form.subject_minor.is_some());
+    let method: DeliveryMethod = form
+        .delivery
+        .parse()
+        .map_err(|_| "staff-bad-delivery".to_owned())?;
+    let email = (method == DeliveryMethod::Email).then(|| form.email.trim().to_owned());
+    Ok(SubmitInput {
+        document: form
+            .document
+            .parse()
+            .map_err(|_| "error-unknown-document".to_owned())?,
+        requester,
+        subject,
+        relation,
+        subject_is_minor,
+        authentication: if form.from_card {
+            AuthStrength::CardRead
+        } else {
+            AuthStrength::Declared
+        },
+        channel: Channel::BusCounter,
+        language: form.language.parse::<Language>().unwrap_or_default(),
+        delivery: Delivery { method, email },
+        purpose: Some(form.purpose.clone()).filter(|p| !p.trim().is_empty()),
+        station: "desk".into(),
+        by: staff.actor(),
+    })
+}
+
+async fn reprint(
+    State(state): State<AppState>,
+    MaybeStaff(staff): MaybeStaff,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if staff.is_none() {
+        return Ok(to_login());
+    }
+    let id: RequestId = id
+        .parse()
+        .map_err(|_| ApiError::not_found("unknown-request", "no such request"))?;
+    let printed = workflow::print_ticket(&state, id, Utc::now()).await;
+    let flag = if printed.is_ok() {
+        "printed"
+    } else {
+        "print-failed"
+    };
+    Ok(Redirect::to(&format!("/staff/requests/{id}?done={flag}")).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct CancelForm {
+    reason: String,
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    MaybeStaff(staff): MaybeStaff,
+    Path(id): Path<String>,
+    Form(form): Form<CancelForm>,
+) -> Result<Response, ApiError> {
+    let Some(staff) = staff else {
+        return Ok(to_login());
+    };
+    let id: RequestId = id
+        .parse()
+        .map_err(|_| ApiError::not_found("unknown-request", "no such request"))?;
+    let flag = match workflow::cancel(&state, id, &form.reason, &staff.actor(), Utc::now()).await {
+        Ok(_) => "cancelled".to_owned(),
+        Err(err) if err.status.is_client_error() => format!("error-{}", err.code),
+        Err(err) => return Err(err),
+    };
+    Ok(Redirect::to(&format!("/staff/requests/{id}?done={flag}")).into_response())
+}
+
+/// Tells the console to redraw its live parts.
+async fn events(
+    State(state): State<AppState>,
+    MaybeStaff(staff): MaybeStaff,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    staff.ok_or_else(ApiError::unauthorized)?;
+    let shutdown = state.shutdown.clone();
+    let stream = BroadcastStream::new(state.events.subscribe()).filter_map(|event| match event {
+        Ok(NodeEvent::Kiosk { .. }) => None,
+        _ => Some(Ok(SseEvent::default().event("changed").data("console"))),
+    });
+    let stream = futures::StreamExt::take_until(stream, async move { shutdown.cancelled().await });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

@@ -1,0 +1,178 @@
+//! What every handler shares, and how it is built from the configuration.
+//!
+//! The node holds its devices as trait objects and never knows whether they are real or
+//! simulated; only [`AppState::from_config`] decides, and only in demo mode may it pick a
+//! simulator.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use busloket_hardware::{
+    CardReaders, PositionSource, ReceiptPrinter, SimCardReaders, SimGps, SimReceiptPrinter,
+    TcpReceiptPrinter, demo_citizens,
+};
+use busloket_sync::catalogue::Catalogue;
+use busloket_sync::store::Store;
+
+use crate::auth::StaffSessions;
+use crate::config::{Config, GpsConfig, PrinterConfig};
+use crate::events::{Events, Shutdown};
+use crate::i18n::Translations;
+use crate::kiosk::KioskSessions;
+use crate::register::{DemoRegister, Register, UnknownRegister};
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<Store>,
+    /// This node's Automerge actor, kept in the data directory.
+    pub actor: automerge::ActorId,
+    pub catalogue: Arc<Catalogue>,
+    pub translations: Arc<Translations>,
+    pub readers: Arc<dyn CardReaders>,
+    pub receipt_printer: Arc<dyn ReceiptPrinter>,
+    pub gps: Arc<dyn PositionSource>,
+    pub register: Arc<dyn Register>,
+    pub kiosks: Arc<KioskSessions>,
+    pub staff_sessions: Arc<StaffSessions>,
+    pub help_calls: Arc<HelpCalls>,
+    pub events: Events,
+    pub shutdown: Shutdown,
+    /// The simulators' control handles, present only in demo mode (for the demo control page).
+    pub demo: Option<DemoDevices>,
+}
+
+/// Handles on the simulated devices, so the demo page can insert cards and show receipts.
+#[derive(Clone)]
+pub struct DemoDevices {
+    pub readers: Arc<SimCardReaders>,
+    pub receipt_printer: Option<Arc<SimReceiptPrinter>>,
+}
+
+/// Citizens at a kiosk who pressed "help": shown at the staff console until a clerk answers.
+#[derive(Debug, Default)]
+pub struct HelpCalls {
+    // A std mutex: held only to read or change the map, never across an `.await`.
+    calls: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
+}
+
+impl HelpCalls {
+    pub fn call(&self, station: &str, at: chrono::DateTime<chrono::Utc>) {
+        self.lock().entry(station.to_owned()).or_insert(at);
+    }
+
+    pub fn answer(&self, station: &str) -> bool {
+        self.lock().remove(station).is_some()
+    }
+
+    pub fn list(&self) -> Vec<(String, chrono::DateTime<chrono::Utc>)> {
+        let mut calls: Vec<_> = self.lock().iter().map(|(s, at)| (s.clone(), *at)).collect();
+        calls.sort_by_key(|(_, at)| *at);
+        calls
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, chrono::DateTime<chrono::Utc>>> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("device", &self.config.device_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Opens the store, loads the catalogue and the translations, and builds the devices.
+    pub fn from_config(config: Config) -> Result<AppState> {
+        let store = Store::open_with_key_file(&config.data_dir, &config.key_file)
+            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+        let actor = crate::workflow::load_or_create_actor(&config.data_dir)?;
+        let catalogue = match &config.catalogue {
+            Some(path) => Catalogue::load_file(path)?,
+            None => Catalogue::embedded(),
+        };
+        let translations = Translations::new().map_err(anyhow::Error::msg)?;
+
+        let mut reader_names: Vec<String> = config
+            .stations
+            .iter()
+            .map(|station| station.reader.clone())
+            .collect();
+        reader_names.push(config.desk_reader.clone());
+        // Config validation allows only demo mode until the PC/SC driver exists.
+        let sim_readers = Arc::new(SimCardReaders::new(reader_names, demo_citizens()));
+        let readers: Arc<dyn CardReaders> = sim_readers.clone();
+        let register: Arc<dyn Register> = if config.demo {
+            Arc::new(DemoRegister::new(demo_citizens()))
+        } else {
+            Arc::new(UnknownRegister)
+        };
+
+        let (receipt_printer, sim_printer): (Arc<dyn ReceiptPrinter>, _) = match &config
+            .receipt_printer
+        {
+            PrinterConfig::Simulated { name, output_dir } => {
+                std::fs::create_dir_all(output_dir).with_context(|| {
+                    format!(
+                        "cannot create the printer output directory {}",
+                        output_dir.display()
+                    )
+                })?;
+                let printer = Arc::new(SimReceiptPrinter::new(name.clone(), output_dir.clone()));
+                (printer.clone(), Some(printer))
+            }
+            PrinterConfig::Tcp {
+                name,
+                address,
+                columns,
+            } => (
+                Arc::new(TcpReceiptPrinter::new(name.clone(), *address, *columns)),
+                None,
+            ),
+        };
+        let gps: Arc<dyn PositionSource> = match config.gps {
+            GpsConfig::Simulated {
+                latitude,
+                longitude,
+            } => Arc::new(SimGps::fixed(latitude, longitude)),
+            GpsConfig::None => Arc::new(SimGps::no_fix()),
+        };
+        let demo = config.demo.then(|| DemoDevices {
+            readers: sim_readers.clone(),
+            receipt_printer: sim_printer,
+        });
+        let kiosks = Arc::new(KioskSessions::new(&config.stations));
+        Ok(AppState {
+            store: Arc::new(store),
+            actor,
+            catalogue: Arc::new(catalogue),
+            translations: Arc::new(translations),
+            readers,
+            receipt_printer,
+            gps,
+            register,
+            kiosks,
+            staff_sessions: Arc::new(StaffSessions::default()),
+            help_calls: Arc::new(HelpCalls::default()),
+            events: Events::new(),
+            shutdown: Shutdown::new(),
+            demo,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The tasks that follow the devices: card events drive the kiosk sessions.
+    pub fn start_background_tasks(&self) {
+        // Subscribe before returning, so no card event between now and the task's start is lost.
+        let card_events = self.readers.subscribe();
+        tokio::spawn(crate::kiosk::follow_card_events(self.clone(), card_events));
+        tokio::spawn(crate::kiosk::expire_idle_sessions(self.clone()));
+    }
+}

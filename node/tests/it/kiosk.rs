@@ -1,0 +1,121 @@
+//! The kiosk driven by card events, in-process: insert a card, walk the steps, submit; pulling the
+//! card clears everything of the citizen.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use busloket_node::app;
+use busloket_node::kiosk::{Step, step};
+use busloket_node::state::AppState;
+
+use crate::{call, demo_state, form};
+
+const PARENT: &str = "78031203701";
+
+async fn wait_for_step(state: &AppState, station: &str, wanted: Step) {
+    let mut events = state.events.subscribe();
+    loop {
+        let session = state.kiosks.get(station).unwrap();
+        if step(&session, |_| false) == wanted {
+            return;
+        }
+        tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the kiosk did not reach {wanted:?}, it is at {:?}",
+                    step(&session, |_| false)
+                )
+            })
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn walk_the_kiosk_and_pull_the_card() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = demo_state(dir.path());
+    state.start_background_tasks();
+    let app = app(state.clone());
+    let readers = state.demo.as_ref().unwrap().readers.clone();
+
+    assert_eq!(
+        form(&app, "/kiosk/tablet-1/language", "language=fr")
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    let page = call(&app, "GET", "/kiosk/tablet-1", None, None).await;
+    assert!(page.text.contains("lang=\"fr\""), "{}", page.text);
+    readers.insert("Demo Reader 1", PARENT).unwrap();
+    wait_for_step(&state, "tablet-1", Step::ForWhom).await;
+    let page = call(&app, "GET", "/kiosk/tablet-1", None, None).await;
+    assert!(page.text.contains("Tom"), "the greeting names the citizen");
+    assert!(
+        page.text.contains("Lotte Janssens"),
+        "a minor child is offered"
+    );
+
+    form(&app, "/kiosk/tablet-1/for-whom", "who=self").await;
+    let page = call(&app, "GET", "/kiosk/tablet-1", None, None).await;
+    assert!(page.text.contains("value=\"household-composition\""));
+    assert!(
+        !page.text.contains("value=\"death-extract\""),
+        "documents not allowed are not offered"
+    );
+    form(
+        &app,
+        "/kiosk/tablet-1/document",
+        "document=criminal-record-595",
+    )
+    .await;
+    assert_eq!(
+        step(&state.kiosks.get("tablet-1").unwrap(), |_| true),
+        Step::Purpose
+    );
+    form(&app, "/kiosk/tablet-1/purpose", "purpose=").await;
+    let page = call(&app, "GET", "/kiosk/tablet-1", None, None).await;
+    assert!(
+        page.text.contains("role=\"alert\""),
+        "an empty purpose is refused with a message"
+    );
+    form(
+        &app,
+        "/kiosk/tablet-1/purpose",
+        "purpose=b%C3%A9n%C3%A9volat+%C3%A0+l%27%C3%A9cole",
+    )
+    .await;
+    form(&app, "/kiosk/tablet-1/delivery", "method=email&email=nope").await;
+    assert!(state.kiosks.get("tablet-1").unwrap().delivery.is_none());
+    form(&app, "/kiosk/tablet-1/delivery", "method=print-here").await;
+    form(&app, "/kiosk/tablet-1/confirm", "").await;
+    let session = state.kiosks.get("tablet-1").unwrap();
+    let done = session.done.clone().expect("the request was submitted");
+    assert!(
+        !done.automatic,
+        "without a PIN a criminal-record extract goes to a clerk"
+    );
+    assert!(done.ticket_printed);
+    assert_eq!(state.store.count(), 1);
+
+    readers.pull("Demo Reader 1").unwrap();
+    wait_for_step(&state, "tablet-1", Step::Language).await;
+    let session = state.kiosks.get("tablet-1").unwrap();
+    assert!(session.citizen().is_none() && session.subject.is_none() && session.purpose.is_none());
+    let page = call(&app, "GET", "/kiosk/tablet-1", None, None).await;
+    assert!(!page.text.contains("Tom") && !page.text.contains("Janssens"));
+    assert_eq!(state.store.count(), 1, "the request stays stored");
+    state.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn help_shows_at_the_staff_console_and_unknown_stations_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = demo_state(dir.path());
+    let app = app(state.clone());
+    form(&app, "/kiosk/tablet-2/help", "").await;
+    assert_eq!(state.help_calls.list().len(), 1);
+    let missing = call(&app, "GET", "/kiosk/no-such-tablet", None, None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.body["error"]["code"], "unknown-station");
+}

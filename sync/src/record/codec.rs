@@ -1,0 +1,439 @@
+//! How a request record is laid out in its Automerge document, and how it is read back with
+//! every value checked. The only place that knows the document's keys and scalar types.
+//!
+//! Schema 1, root map:
+//! - `schema` (uint), `id`, `document`, `relation`, `channel`, `language`, `document_language`,
+//!   `authentication` (strings), `purpose` (string, absent when none), `queue_number` (uint);
+//! - maps `subject` and `requester` (`national_number` as 11 digits, `name`), `delivery`
+//!   (`method`, `email` absent when none), `origin` (`device`, `station`, `stop` absent when none,
+//!   `at` timestamp);
+//! - `events`: a list of maps `id`, `at` (timestamp), `by`, `device`, `kind` (the kind's code),
+//!   the kind's own fields (`outcome`, `reason`, `document_id`, `printer`, `to`, `note`, `kept`
+//!   as a list of ids) and `seen` (a list of event ids, sorted).
+//!
+//! Events are maps rather than JSON blobs so that other Automerge tools can read them and so
+//! that each field is a plain op. Times are Automerge timestamps: milliseconds, finer precision
+//! is dropped.
+
+use std::str::FromStr;
+
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, AutomergeError, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{
+    Delivery, EligibilityOutcome, Event, EventId, EventKind, FieldConflict, NewRequest, Origin,
+    Person, RecordError, SCHEMA_VERSION,
+};
+use crate::national_number::NationalNumber;
+
+/// Writes the set-once fields and an empty event list; returns the list.
+pub(super) fn write_request(
+    doc: &mut AutoCommit,
+    new: &NewRequest,
+) -> Result<ObjId, AutomergeError> {
+    doc.put(ROOT, "schema", u64::from(SCHEMA_VERSION))?;
+    doc.put(ROOT, "id", new.id.to_string())?;
+    doc.put(ROOT, "document", new.document.as_str())?;
+    for (key, person) in [("subject", &new.subject), ("requester", &new.requester)] {
+        let map = doc.put_object(ROOT, key, ObjType::Map)?;
+        doc.put(&map, "national_number", person.national_number.digits())?;
+        doc.put(&map, "name", person.name.as_str())?;
+    }
+    doc.put(ROOT, "relation", new.relation.as_str())?;
+    doc.put(ROOT, "channel", new.channel.as_str())?;
+    doc.put(ROOT, "language", new.language.as_str())?;
+    doc.put(ROOT, "document_language", new.document_language.as_str())?;
+    let delivery = doc.put_object(ROOT, "delivery", ObjType::Map)?;
+    doc.put(&delivery, "method", new.delivery.method.as_str())?;
+    if let Some(email) = &new.delivery.email {
+        doc.put(&delivery, "email", email.as_str())?;
+    }
+    doc.put(ROOT, "authentication", new.authentication.as_str())?;
+    if let Some(purpose) = &new.purpose {
+        doc.put(ROOT, "purpose", purpose.as_str())?;
+    }
+    let origin = doc.put_object(ROOT, "origin", ObjType::Map)?;
+    doc.put(&origin, "device", new.origin.device.as_str())?;
+    doc.put(&origin, "station", new.origin.station.as_str())?;
+    if let Some(stop) = &new.origin.stop {
+        doc.put(&origin, "stop", stop.as_str())?;
+    }
+    doc.put(
+        &origin,
+        "at",
+        ScalarValue::Timestamp(new.origin.at.timestamp_millis()),
+    )?;
+    doc.put(ROOT, "queue_number", u64::from(new.queue_number))?;
+    doc.put_object(ROOT, "events", ObjType::List)
+}
+
+/// Inserts one event map at `index` of `list`.
+pub(super) fn write_event(
+    doc: &mut AutoCommit,
+    list: &ObjId,
+    index: usize,
+    event: &Event,
+) -> Result<(), AutomergeError> {
+    let map = doc.insert_object(list, index, ObjType::Map)?;
+    doc.put(&map, "id", event.id.to_string())?;
+    doc.put(
+        &map,
+        "at",
+        ScalarValue::Timestamp(event.at.timestamp_millis()),
+    )?;
+    doc.put(&map, "by", event.by.as_str())?;
+    doc.put(&map, "device", event.device.as_str())?;
+    doc.put(&map, "kind", event.kind.code())?;
+    match &event.kind {
+        EventKind::Submitted | EventKind::Approved | EventKind::HandedOver => {}
+        EventKind::EligibilityDecided { outcome, reason } => {
+            doc.put(&map, "outcome", outcome.code())?;
+            if let Some(reason) = reason {
+                doc.put(&map, "reason", reason.as_str())?;
+            }
+        }
+        EventKind::Rejected { reason } | EventKind::Cancelled { reason } => {
+            doc.put(&map, "reason", reason.as_str())?;
+        }
+        EventKind::Issued { document_id } => doc.put(&map, "document_id", document_id.as_str())?,
+        EventKind::ReceiptPrinted { printer } | EventKind::Printed { printer } => {
+            doc.put(&map, "printer", printer.as_str())?;
+        }
+        EventKind::Emailed { to } => doc.put(&map, "to", to.as_str())?,
+        EventKind::Resolved { note, kept } => {
+            doc.put(&map, "note", note.as_str())?;
+            write_ids(doc, &map, "kept", kept)?;
+        }
+    }
+    write_ids(doc, &map, "seen", &event.seen)
+}
+
+fn write_ids(
+    doc: &mut AutoCommit,
+    map: &ObjId,
+    key: &str,
+    ids: &[EventId],
+) -> Result<(), AutomergeError> {
+    let list = doc.put_object(map, key, ObjType::List)?;
+    for (index, id) in ids.iter().enumerate() {
+        doc.insert(&list, index, id.to_string())?;
+    }
+    Ok(())
+}
+
+/// The set-once fields as read, with the fields that hold several different values.
+pub(super) struct ReadFields {
+    pub schema: u64,
+    pub fields: NewRequest,
+    pub conflicts: Vec<FieldConflict>,
+}
+
+type Parse<T> = fn(&AutoCommit, &Value<'_>, &ObjId) -> Result<T, String>;
+
+/// Reads and checks the set-once fields. The schema is checked first, so a newer record gets a
+/// clear "unsupported schema" rather than a confusing field error.
+pub(super) fn read_fields(doc: &AutoCommit) -> Result<ReadFields, RecordError> {
+    let mut conflicts = Vec::new();
+    let schema = required(doc, "schema", parse_uint, &mut conflicts)?;
+    if schema != u64::from(SCHEMA_VERSION) {
+        return Err(RecordError::UnsupportedSchema { found: schema });
+    }
+    let c = &mut conflicts;
+    let fields = NewRequest {
+        id: required(doc, "id", parse_text, c)?,
+        document: required(doc, "document", parse_text, c)?,
+        subject: required(doc, "subject", parse_person, c)?,
+        requester: required(doc, "requester", parse_person, c)?,
+        relation: required(doc, "relation", parse_text, c)?,
+        channel: required(doc, "channel", parse_text, c)?,
+        language: required(doc, "language", parse_text, c)?,
+        document_language: required(doc, "document_language", parse_text, c)?,
+        delivery: required(doc, "delivery", parse_delivery, c)?,
+        authentication: required(doc, "authentication", parse_text, c)?,
+        purpose: field(doc, "purpose", parse_text, c)?,
+        origin: required(doc, "origin", parse_origin, c)?,
+        queue_number: required(doc, "queue_number", parse_queue_number, c)?,
+    };
+    Ok(ReadFields {
+        schema,
+        fields,
+        conflicts,
+    })
+}
+
+fn required<T: PartialEq + Serialize>(
+    doc: &AutoCommit,
+    key: &'static str,
+    parse: Parse<T>,
+    conflicts: &mut Vec<FieldConflict>,
+) -> Result<T, RecordError> {
+    field(doc, key, parse, conflicts)?.ok_or(RecordError::Missing {
+        field: key.to_owned(),
+    })
+}
+
+/// Reads a root field: the value Automerge's `get` picks (the same on every replica), and every
+/// distinct concurrent value from `get_all` into `conflicts`.
+fn field<T: PartialEq + Serialize>(
+    doc: &AutoCommit,
+    key: &'static str,
+    parse: Parse<T>,
+    conflicts: &mut Vec<FieldConflict>,
+) -> Result<Option<T>, RecordError> {
+    let invalid = |reason: String| RecordError::Invalid {
+        field: key.to_owned(),
+        reason,
+    };
+    let Some((value, obj)) = doc.get(ROOT, key)? else {
+        return Ok(None);
+    };
+    let winner = parse(doc, &value, &obj).map_err(invalid)?;
+    let mut values: Vec<T> = Vec::new();
+    for (value, obj) in doc.get_all(ROOT, key)? {
+        let value = parse(doc, &value, &obj).map_err(invalid)?;
+        if !values.contains(&value) {
+            values.push(value);
+        }
+    }
+    if values.len() > 1 {
+        let values = values
+            .iter()
+            .map(|value| serde_json::to_value(value).unwrap_or_default())
+            .collect();
+        conflicts.push(FieldConflict {
+            field: key.to_owned(),
+            values,
+        });
+    }
+    Ok(Some(winner))
+}
+
+fn parse_uint(_: &AutoCommit, value: &Value<'_>, _: &ObjId) -> Result<u64, String> {
+    match value.as_scalar() {
+        Some(ScalarValue::Uint(number)) => Ok(*number),
+        Some(ScalarValue::Int(number)) => {
+            u64::try_from(*number).map_err(|_| format!("{number} is negative"))
+        }
+        _ => Err(format!("expected a whole number, found {value}")),
+    }
+}
+
+fn parse_queue_number(doc: &AutoCommit, value: &Value<'_>, obj: &ObjId) -> Result<u32, String> {
+    let number = parse_uint(doc, value, obj)?;
+    u32::try_from(number).map_err(|_| format!("{number} is too large"))
+}
+
+fn parse_text<T: FromStr>(_: &AutoCommit, value: &Value<'_>, _: &ObjId) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    let text = value
+        .as_str()
+        .ok_or_else(|| format!("expected a string, found {value}"))?;
+    text.parse().map_err(|error: T::Err| error.to_string())
+}
+
+fn parse_time(value: &Value<'_>) -> Result<DateTime<Utc>, String> {
+    match value.as_scalar() {
+        Some(ScalarValue::Timestamp(millis)) => DateTime::from_timestamp_millis(*millis)
+            .ok_or_else(|| format!("{millis} is out of range")),
+        _ => Err(format!("expected a timestamp, found {value}")),
+    }
+}
+
+/// Checks that a value is a map and hands back its object id.
+fn as_map<'a>(value: &Value<'_>, obj: &'a ObjId) -> Result<&'a ObjId, String> {
+    match value {
+        Value::Object(ObjType::Map) => Ok(obj),
+        other => Err(format!("expected a map, found {other}")),
+    }
+}
+
+/// One key of a nested map, parsed; `None` when absent.
+fn member<T>(
+    doc: &AutoCommit,
+    map: &ObjId,
+    key: &str,
+    parse: impl FnOnce(&Value<'_>) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    match doc.get(map, key).map_err(|error| error.to_string())? {
+        Some((value, _)) => parse(&value)
+            .map(Some)
+            .map_err(|reason| format!("`{key}`: {reason}")),
+        None => Ok(None),
+    }
+}
+
+fn text_member<T: FromStr>(doc: &AutoCommit, map: &ObjId, key: &str) -> Result<Option<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    member(doc, map, key, |value| {
+        let text = value
+            .as_str()
+            .ok_or_else(|| format!("expected a string, found {value}"))?;
+        text.parse().map_err(|error: T::Err| error.to_string())
+    })
+}
+
+fn required_text<T: FromStr>(doc: &AutoCommit, map: &ObjId, key: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    text_member(doc, map, key)?.ok_or_else(|| format!("`{key}` is missing"))
+}
+
+fn parse_person(doc: &AutoCommit, value: &Value<'_>, obj: &ObjId) -> Result<Person, String> {
+    let map = as_map(value, obj)?;
+    let national_number: NationalNumber = required_text(doc, map, "national_number")?;
+    Ok(Person {
+        national_number,
+        name: required_text(doc, map, "name")?,
+    })
+}
+
+fn parse_delivery(doc: &AutoCommit, value: &Value<'_>, obj: &ObjId) -> Result<Delivery, String> {
+    let map = as_map(value, obj)?;
+    Ok(Delivery {
+        method: required_text(doc, map, "method")?,
+        email: text_member(doc, map, "email")?,
+    })
+}
+
+fn parse_origin(doc: &AutoCommit, value: &Value<'_>, obj: &ObjId) -> Result<Origin, String> {
+    let map = as_map(value, obj)?;
+    Ok(Origin {
+        device: required_text(doc, map, "device")?,
+        station: required_text(doc, map, "station")?,
+        stop: text_member(doc, map, "stop")?,
+        at: member(doc, map, "at", parse_time)?.ok_or("`at` is missing")?,
+    })
+}
+
+/// The event list appends go to: the one Automerge's `get` picks.
+pub(super) fn events_list(doc: &AutoCommit) -> Result<ObjId, RecordError> {
+    match doc.get(ROOT, "events")? {
+        Some((Value::Object(ObjType::List), list)) => Ok(list),
+        Some((other, _)) => Err(invalid_events(format!("expected a list, found {other}"))),
+        None => Err(RecordError::Missing {
+            field: "events".into(),
+        }),
+    }
+}
+
+fn invalid_events(reason: String) -> RecordError {
+    RecordError::Invalid {
+        field: "events".into(),
+        reason,
+    }
+}
+
+/// Reads the events of every `events` list (two exist only if the request was created twice;
+/// reading all of them loses no event), without duplicates, in list order.
+pub(super) fn read_events(doc: &AutoCommit) -> Result<Vec<Event>, RecordError> {
+    let mut events: Vec<Event> = Vec::new();
+    for (value, list) in doc.get_all(ROOT, "events")? {
+        if !matches!(value, Value::Object(ObjType::List)) {
+            return Err(invalid_events(format!("expected a list, found {value}")));
+        }
+        for index in 0..doc.length(&list) {
+            let Some((value, obj)) = doc.get(&list, index)? else {
+                continue;
+            };
+            let event = as_map(&value, &obj)
+                .and_then(|map| read_event(doc, map))
+                .map_err(|reason| RecordError::Invalid {
+                    field: format!("events[{index}]"),
+                    reason,
+                })?;
+            match events.iter().find(|known| known.id == event.id) {
+                None => events.push(event),
+                Some(known) if *known == event => {}
+                Some(_) => {
+                    return Err(invalid_events(format!(
+                        "event {} appears twice with different content",
+                        event.id
+                    )));
+                }
+            }
+        }
+    }
+    Ok(events)
+}
+
+fn read_event(doc: &AutoCommit, map: &ObjId) -> Result<Event, String> {
+    let text = |key: &str| required_text::<String>(doc, map, key);
+    let code = text("kind")?;
+    let kind = match code.as_str() {
+        "submitted" => EventKind::Submitted,
+        "eligibility-decided" => EventKind::EligibilityDecided {
+            outcome: required_text(doc, map, "outcome")?,
+            reason: text_member(doc, map, "reason")?,
+        },
+        "approved" => EventKind::Approved,
+        "rejected" => EventKind::Rejected {
+            reason: text("reason")?,
+        },
+        "issued" => EventKind::Issued {
+            document_id: text("document_id")?,
+        },
+        "receipt-printed" => EventKind::ReceiptPrinted {
+            printer: text("printer")?,
+        },
+        "printed" => EventKind::Printed {
+            printer: text("printer")?,
+        },
+        "handed-over" => EventKind::HandedOver,
+        "emailed" => EventKind::Emailed { to: text("to")? },
+        "cancelled" => EventKind::Cancelled {
+            reason: text("reason")?,
+        },
+        "resolved" => EventKind::Resolved {
+            note: text("note")?,
+            kept: read_ids(doc, map, "kept")?,
+        },
+        other => return Err(format!("unknown event kind `{other}`")),
+    };
+    Ok(Event {
+        id: required_text(doc, map, "id")?,
+        at: member(doc, map, "at", parse_time)?.ok_or("`at` is missing")?,
+        by: text("by")?,
+        device: required_text(doc, map, "device")?,
+        kind,
+        seen: read_ids(doc, map, "seen")?,
+    })
+}
+
+fn read_ids(doc: &AutoCommit, map: &ObjId, key: &str) -> Result<Vec<EventId>, String> {
+    let list = match doc.get(map, key).map_err(|error| error.to_string())? {
+        Some((Value::Object(ObjType::List), list)) => list,
+        Some((other, _)) => return Err(format!("`{key}`: expected a list, found {other}")),
+        None => return Err(format!("`{key}` is missing")),
+    };
+    let mut ids = Vec::with_capacity(doc.length(&list));
+    for index in 0..doc.length(&list) {
+        let Some((value, _)) = doc.get(&list, index).map_err(|error| error.to_string())? else {
+            continue;
+        };
+        let text = value
+            .as_str()
+            .ok_or_else(|| format!("`{key}`: expected event ids, found {value}"))?;
+        let uuid = Uuid::parse_str(text).map_err(|error| format!("`{key}`: {error}"))?;
+        ids.push(EventId::from_uuid(uuid));
+    }
+    Ok(ids)
+}
+
+impl FromStr for EligibilityOutcome {
+    type Err = String;
+    fn from_str(code: &str) -> Result<Self, String> {
+        EligibilityOutcome::ALL
+            .iter()
+            .copied()
+            .find(|outcome| outcome.code() == code)
+            .ok_or_else(|| format!("unknown eligibility outcome `{code}`"))
+    }
+}

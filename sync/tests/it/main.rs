@@ -1,0 +1,11 @@
+//! Integration tests of `busloket-sync`: request records (examples and merge properties), the
+//! at-rest key, the store (including a crash of a child process) and the access log. One test
+//! binary, so linking happens once.
+
+mod access_log;
+mod at_rest;
+mod crash;
+mod record;
+mod record_merge;
+mod store;
+mod support;

@@ -1,0 +1,97 @@
+//! Fixtures shared by the integration tests: requests, events, actors, times and keys, all
+//! fixed so that results are reproducible.
+
+use std::path::Path;
+
+use automerge::ActorId;
+use busloket_sync::at_rest::AtRestKey;
+use busloket_sync::national_number::NationalNumber;
+use busloket_sync::record::{Delivery, EventId, EventKind, NewEvent, NewRequest, Origin, Person};
+use busloket_sync::terms::{
+    AuthStrength, Channel, DeliveryMethod, DeviceId, Language, Relation, RequestId,
+};
+use chrono::{DateTime, Utc};
+
+/// 2025-06-15 08:00:00 UTC plus `seconds`.
+pub fn time(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_749_974_400 + seconds, 0).unwrap()
+}
+
+pub fn actor(n: u8) -> ActorId {
+    ActorId::from([n; 16])
+}
+
+pub fn device(name: &str) -> DeviceId {
+    name.parse().unwrap()
+}
+
+pub fn event_id(n: u32) -> EventId {
+    let mut random = [0u8; 10];
+    random[6..].copy_from_slice(&n.to_be_bytes());
+    EventId::new(1_749_974_400_000 + u64::from(n), random)
+}
+
+pub fn request_id(n: u32) -> RequestId {
+    let mut random = [7u8; 10];
+    random[6..].copy_from_slice(&n.to_be_bytes());
+    RequestId::new(1_749_974_400_000 + u64::from(n), random)
+}
+
+pub fn national_number() -> NationalNumber {
+    "85.07.31-003.28".parse().unwrap()
+}
+
+/// Request `n`, made `n` minutes after 08:00 at stop `markt` on the kiosk.
+pub fn new_request(n: u32) -> NewRequest {
+    let person = Person {
+        national_number: national_number(),
+        name: "Marie Peeters".into(),
+    };
+    NewRequest {
+        id: request_id(n),
+        document: "birth-extract".parse().unwrap(),
+        subject: person.clone(),
+        requester: person,
+        relation: Relation::Myself,
+        channel: Channel::BusKiosk,
+        language: Language::Nl,
+        document_language: Language::Nl,
+        delivery: Delivery {
+            method: DeliveryMethod::PrintHere,
+            email: None,
+        },
+        authentication: AuthStrength::CardPin,
+        purpose: None,
+        origin: Origin {
+            device: device("bus-1"),
+            station: "kiosk-1".into(),
+            stop: Some("markt".parse().unwrap()),
+            at: time(i64::from(n) * 60),
+        },
+        queue_number: n + 1,
+    }
+}
+
+pub fn new_event(n: u32, seconds: i64, by: &str, device_name: &str, kind: EventKind) -> NewEvent {
+    NewEvent {
+        id: event_id(n),
+        at: time(seconds),
+        by: by.into(),
+        device: device(device_name),
+        kind,
+    }
+}
+
+pub fn key(n: u8) -> AtRestKey {
+    AtRestKey::from_bytes([n; 32])
+}
+
+/// Opens a closed store's sled database directly, to inspect or damage it. sled releases its
+/// file lock lazily after a close (spacejam/sled#1234); taking the same lock, blocking, waits
+/// for that release.
+pub fn raw_db(dir: &Path) -> sled::Db {
+    let lock = std::fs::File::open(dir.join("db")).unwrap();
+    lock.lock().unwrap();
+    drop(lock);
+    sled::open(dir).unwrap()
+}

@@ -1,0 +1,236 @@
+//! The pages in headless Chromium: a citizen walks the kiosk in Dutch (for themself) and in
+//! French (for their child), the card is pulled and the screen is empty again; a clerk signs in,
+//! finds the requests in the queue, opens one and cancels it. Screenshots go to `target/e2e/`.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use busloket_e2e::{Browser, DEMO_PASSWORD, DEMO_USER, TestNode};
+use busloket_hardware::demo_citizens;
+use fantoccini::{Client, Locator};
+
+const READER: &str = "Demo Reader 1";
+
+/// Waits until an element matching `css` exists (the page redraws on server-sent events).
+async fn wait_for(client: &Client, css: &str) -> Result<fantoccini::elements::Element> {
+    let found = client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await;
+    match found {
+        Ok(element) => Ok(element),
+        Err(err) => {
+            let url = client
+                .current_url()
+                .await
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            let source = client.source().await.unwrap_or_default();
+            bail!("`{css}` did not appear on {url}: {err}\n{source}")
+        }
+    }
+}
+
+async fn heading(client: &Client) -> Result<String> {
+    Ok(wait_for(client, "main h1").await?.text().await?)
+}
+
+/// Clicks the button whose visible text contains `text`.
+async fn click_button_with(client: &Client, text: &str) -> Result<()> {
+    for button in client.find_all(Locator::Css("main button")).await? {
+        if button.text().await?.contains(text) {
+            button.click().await?;
+            return Ok(());
+        }
+    }
+    bail!("no button with `{text}` on {}", client.current_url().await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kiosk_and_staff_console_in_a_browser() -> Result<()> {
+    let node = TestNode::start().await?;
+    let citizens = demo_citizens();
+    let parent = citizens
+        .iter()
+        .find(|c| !c.children.is_empty())
+        .context("a demo parent")?;
+    let browser = Browser::start(820, 1180).await?;
+    let client = &browser.client;
+
+    // Dutch, for myself.
+    client.goto(&node.url("/kiosk/tablet-1")).await?;
+    assert!(heading(client).await?.contains("Welkom"));
+    browser.screenshot("kiosk-01-language").await?;
+    client
+        .find(Locator::Css("main button[value='nl']"))
+        .await?
+        .click()
+        .await?;
+    assert_eq!(
+        heading(client).await?,
+        "Steek uw identiteitskaart in de lezer"
+    );
+    browser.screenshot("kiosk-02-insert-card-nl").await?;
+    node.insert_card(READER, &parent.card.national_number)
+        .await?;
+    wait_for(client, "form[action$='/for-whom']").await?;
+    assert_eq!(heading(client).await?, "Voor wie is het document?");
+    browser.screenshot("kiosk-03-for-whom-nl").await?;
+    client
+        .find(Locator::Css("button[name='who'][value='self']"))
+        .await?
+        .click()
+        .await?;
+    wait_for(client, "button[value='household-composition']").await?;
+    browser.screenshot("kiosk-04-documents-nl").await?;
+    client
+        .find(Locator::Css("button[value='household-composition']"))
+        .await?
+        .click()
+        .await?;
+    wait_for(client, "button[value='print-here']")
+        .await?
+        .click()
+        .await?;
+    wait_for(client, "form[action$='/confirm'] button").await?;
+    browser.screenshot("kiosk-05-confirm-nl").await?;
+    client
+        .find(Locator::Css("form[action$='/confirm'] button"))
+        .await?
+        .click()
+        .await?;
+    let number = wait_for(client, ".queue-number").await?.text().await?;
+    assert!(number.parse::<u32>().is_ok(), "queue number {number:?}");
+    browser.screenshot("kiosk-06-done-nl").await?;
+    let ticket: Option<String> = node
+        .http
+        .get(node.url("/demo/last-ticket"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let ticket = ticket.context("no ticket printed")?;
+    assert!(
+        ticket.contains(&number) && ticket.contains("DIENSTENBUS"),
+        "ticket:\n{ticket}"
+    );
+    assert!(
+        !ticket.contains(&parent.card.surname),
+        "the ticket must not carry the name:\n{ticket}"
+    );
+
+    // Pulling the card clears the screen: back to the language choice, nothing of the citizen left.
+    node.pull_card(READER).await?;
+    wait_for(client, "main form.choices button[value='fr']").await?;
+    let source = client.source().await?;
+    assert!(
+        !source.contains(&parent.card.first_names),
+        "the citizen's name is still on the page"
+    );
+    browser.screenshot("kiosk-07-after-pull").await?;
+
+    // French, for my child.
+    client
+        .find(Locator::Css("main button[value='fr']"))
+        .await?
+        .click()
+        .await?;
+    assert_eq!(heading(client).await?, "Introduisez votre carte d'identité");
+    node.insert_card(READER, &parent.card.national_number)
+        .await?;
+    wait_for(client, "form[action$='/for-whom']").await?;
+    browser.screenshot("kiosk-08-for-whom-fr").await?;
+    click_button_with(client, "enfant").await?;
+    wait_for(client, "button[value='birth-extract']").await?;
+    browser.screenshot("kiosk-09-documents-fr").await?;
+    client
+        .find(Locator::Css("button[value='birth-extract']"))
+        .await?
+        .click()
+        .await?;
+    wait_for(client, "button[value='print-here']")
+        .await?
+        .click()
+        .await?;
+    wait_for(client, "form[action$='/confirm'] button").await?;
+    browser.screenshot("kiosk-10-confirm-fr").await?;
+    client
+        .find(Locator::Css("form[action$='/confirm'] button"))
+        .await?
+        .click()
+        .await?;
+    let second = wait_for(client, ".queue-number").await?.text().await?;
+    assert_ne!(second, number);
+    assert!(client.source().await?.contains("retirer votre carte"));
+    browser.screenshot("kiosk-11-done-fr").await?;
+    node.pull_card(READER).await?;
+    wait_for(client, "main form.choices button[value='nl']").await?;
+
+    // The staff console: sign in, the queue, one request's history, cancel it.
+    client.goto(&node.url("/staff")).await?;
+    wait_for(client, "#username")
+        .await?
+        .send_keys(DEMO_USER)
+        .await?;
+    client
+        .find(Locator::Css("#password"))
+        .await?
+        .send_keys(DEMO_PASSWORD)
+        .await?;
+    browser.screenshot("staff-01-sign-in").await?;
+    client
+        .find(Locator::Css("main form button[type='submit']"))
+        .await?
+        .click()
+        .await?;
+    let rows = {
+        wait_for(client, "table.queue").await?;
+        client
+            .find_all(Locator::Css("table.queue tbody tr"))
+            .await?
+    };
+    assert_eq!(rows.len(), 2);
+    browser.screenshot("staff-02-queue").await?;
+    client
+        .find(Locator::LinkText(&number))
+        .await?
+        .click()
+        .await?;
+    wait_for(client, "table.history").await?;
+    let history = client
+        .find(Locator::Css("table.history"))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        history.contains("Aanvraag ingediend") && history.contains("Ticket afgedrukt"),
+        "history:\n{history}"
+    );
+    browser.screenshot("staff-03-request").await?;
+    client
+        .find(Locator::Css("#reason"))
+        .await?
+        .send_keys("Burger kwam terug: verkeerd document gekozen")
+        .await?;
+    client
+        .find(Locator::Css("button.danger"))
+        .await?
+        .click()
+        .await?;
+    wait_for(client, "p.message").await?;
+    let status = client
+        .find(Locator::Css("dl.summary .status"))
+        .await?
+        .text()
+        .await?;
+    assert_eq!(status, "geannuleerd");
+    browser.screenshot("staff-04-cancelled").await?;
+
+    // Demo control page, for the record.
+    client.goto(&node.url("/demo")).await?;
+    wait_for(client, "pre.ticket").await?;
+    browser.screenshot("demo-01-control").await?;
+    browser.close().await?;
+    Ok(())
+}
