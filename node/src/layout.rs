@@ -79,6 +79,11 @@ pub fn page(page: Page<'_>) -> Markup {
     }
 }
 
+/// A time as the bus's clock shows it: the system's time zone (Europe/Brussels on a bus).
+pub fn local_time(at: chrono::DateTime<chrono::Utc>, format: &str) -> String {
+    at.with_timezone(&chrono::Local).format(format).to_string()
+}
+
 /// The node's front door: where the tablets and the staff go.
 pub async fn index(State(state): State<AppState>) -> Markup {
     let tr = state.translations.get(Default::default());

@@ -412,7 +412,7 @@ pub fn ticket(state: &AppState, view: &RequestView) -> Receipt {
         ReceiptLine::Text(next),
         ReceiptLine::Field {
             label: tr.t("ticket-date"),
-            value: fields.origin.at.format("%d.%m.%Y %H:%M UTC").to_string(),
+            value: crate::layout::local_time(fields.origin.at, "%d.%m.%Y %H:%M"),
         },
     ];
     if let Some(stop) = &fields.origin.stop {

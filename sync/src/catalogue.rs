@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use toml::Spanned;
 
-use crate::terms::{AuthStrength, DocumentCode, Language, Relation, UnknownTerm};
+use crate::terms::{AuthStrength, DocumentCode, Language, Relation, UnknownTerm, string_enum};
 
 /// The catalogue schema this busloket reads. A file with another `schema` is refused whole.
 pub const SCHEMA: i64 = 1;
@@ -294,44 +294,7 @@ impl fmt::Display for LanguageName {
     }
 }
 
-macro_rules! catalogue_enum {
-    (
-        $(#[$meta:meta])* $name:ident, $what:literal,
-        { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-        pub enum $name {
-            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = UnknownTerm;
-            fn from_str(value: &str) -> Result<Self, UnknownTerm> {
-                match value {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(UnknownTerm { what: $what, value: value.to_owned() }),
-                }
-            }
-        }
-    };
-}
-
-catalogue_enum!(
+string_enum!(
     /// The rule family a document belongs to (the kiosk groups documents by family).
     Family, "family", {
         /// Acts of the civil-status database: birth, marriage, death…
@@ -345,7 +308,7 @@ catalogue_enum!(
     }
 );
 
-catalogue_enum!(
+string_enum!(
     /// The authentic source the hub issues the document from.
     AuthenticSource, "source", {
         /// Databank Akten Burgerlijke Stand, the civil-status database.
@@ -358,7 +321,7 @@ catalogue_enum!(
     }
 );
 
-catalogue_enum!(
+string_enum!(
     /// Whether a relation can be established without a clerk.
     Delivery, "delivery", {
         /// The eID or the national register proves the relation.
@@ -368,7 +331,7 @@ catalogue_enum!(
     }
 );
 
-catalogue_enum!(
+string_enum!(
     /// Which language a document is issued in.
     DocumentLanguageRule, "document language rule", {
         /// The municipality's language, by the language law (one of `languages`).

@@ -49,6 +49,7 @@ macro_rules! string_enum {
         }
     };
 }
+pub(crate) use string_enum;
 
 string_enum!(
     /// A language of the pages and of the documents. Dutch is the default.

@@ -47,6 +47,40 @@ async fn click_button_with(client: &Client, text: &str) -> Result<()> {
     bail!("no button with `{text}` on {}", client.current_url().await?)
 }
 
+/// Clicks the element matching `css`, waiting for it first.
+async fn click(client: &Client, css: &str) -> Result<()> {
+    wait_for(client, css).await?.click().await?;
+    Ok(())
+}
+
+/// From the document list to the done screen, printed here; the queue number. Screenshots of
+/// the documents and the confirmation are named after `language`.
+async fn request_document(
+    browser: &Browser,
+    document: &str,
+    language: &str,
+    shots: (u8, u8, u8),
+) -> Result<String> {
+    let client = &browser.client;
+    wait_for(client, &format!("button[value='{document}']")).await?;
+    browser
+        .screenshot(&format!("kiosk-{:02}-documents-{language}", shots.0))
+        .await?;
+    click(client, &format!("button[value='{document}']")).await?;
+    click(client, "button[value='print-here']").await?;
+    wait_for(client, "form[action$='/confirm'] button").await?;
+    browser
+        .screenshot(&format!("kiosk-{:02}-confirm-{language}", shots.1))
+        .await?;
+    click(client, "form[action$='/confirm'] button").await?;
+    let number = wait_for(client, ".queue-number").await?.text().await?;
+    assert!(number.parse::<u32>().is_ok(), "queue number {number:?}");
+    browser
+        .screenshot(&format!("kiosk-{:02}-done-{language}", shots.2))
+        .await?;
+    Ok(number)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kiosk_and_staff_console_in_a_browser() -> Result<()> {
     let node = TestNode::start().await?;
@@ -62,11 +96,7 @@ async fn kiosk_and_staff_console_in_a_browser() -> Result<()> {
     client.goto(&node.url("/kiosk/tablet-1")).await?;
     assert!(heading(client).await?.contains("Welkom"));
     browser.screenshot("kiosk-01-language").await?;
-    client
-        .find(Locator::Css("main button[value='nl']"))
-        .await?
-        .click()
-        .await?;
+    click(client, "main button[value='nl']").await?;
     assert_eq!(
         heading(client).await?,
         "Steek uw identiteitskaart in de lezer"
@@ -77,32 +107,8 @@ async fn kiosk_and_staff_console_in_a_browser() -> Result<()> {
     wait_for(client, "form[action$='/for-whom']").await?;
     assert_eq!(heading(client).await?, "Voor wie is het document?");
     browser.screenshot("kiosk-03-for-whom-nl").await?;
-    client
-        .find(Locator::Css("button[name='who'][value='self']"))
-        .await?
-        .click()
-        .await?;
-    wait_for(client, "button[value='household-composition']").await?;
-    browser.screenshot("kiosk-04-documents-nl").await?;
-    client
-        .find(Locator::Css("button[value='household-composition']"))
-        .await?
-        .click()
-        .await?;
-    wait_for(client, "button[value='print-here']")
-        .await?
-        .click()
-        .await?;
-    wait_for(client, "form[action$='/confirm'] button").await?;
-    browser.screenshot("kiosk-05-confirm-nl").await?;
-    client
-        .find(Locator::Css("form[action$='/confirm'] button"))
-        .await?
-        .click()
-        .await?;
-    let number = wait_for(client, ".queue-number").await?.text().await?;
-    assert!(number.parse::<u32>().is_ok(), "queue number {number:?}");
-    browser.screenshot("kiosk-06-done-nl").await?;
+    click(client, "button[name='who'][value='self']").await?;
+    let number = request_document(&browser, "household-composition", "nl", (4, 5, 6)).await?;
     let ticket: Option<String> = node
         .http
         .get(node.url("/demo/last-ticket"))
@@ -131,39 +137,16 @@ async fn kiosk_and_staff_console_in_a_browser() -> Result<()> {
     browser.screenshot("kiosk-07-after-pull").await?;
 
     // French, for my child.
-    client
-        .find(Locator::Css("main button[value='fr']"))
-        .await?
-        .click()
-        .await?;
+    click(client, "main button[value='fr']").await?;
     assert_eq!(heading(client).await?, "Introduisez votre carte d'identité");
     node.insert_card(READER, &parent.card.national_number)
         .await?;
     wait_for(client, "form[action$='/for-whom']").await?;
     browser.screenshot("kiosk-08-for-whom-fr").await?;
     click_button_with(client, "enfant").await?;
-    wait_for(client, "button[value='birth-extract']").await?;
-    browser.screenshot("kiosk-09-documents-fr").await?;
-    client
-        .find(Locator::Css("button[value='birth-extract']"))
-        .await?
-        .click()
-        .await?;
-    wait_for(client, "button[value='print-here']")
-        .await?
-        .click()
-        .await?;
-    wait_for(client, "form[action$='/confirm'] button").await?;
-    browser.screenshot("kiosk-10-confirm-fr").await?;
-    client
-        .find(Locator::Css("form[action$='/confirm'] button"))
-        .await?
-        .click()
-        .await?;
-    let second = wait_for(client, ".queue-number").await?.text().await?;
+    let second = request_document(&browser, "birth-extract", "fr", (9, 10, 11)).await?;
     assert_ne!(second, number);
     assert!(client.source().await?.contains("retirer votre carte"));
-    browser.screenshot("kiosk-11-done-fr").await?;
     node.pull_card(READER).await?;
     wait_for(client, "main form.choices button[value='nl']").await?;
 
@@ -179,30 +162,22 @@ async fn kiosk_and_staff_console_in_a_browser() -> Result<()> {
         .send_keys(DEMO_PASSWORD)
         .await?;
     browser.screenshot("staff-01-sign-in").await?;
-    client
-        .find(Locator::Css("main form button[type='submit']"))
-        .await?
-        .click()
-        .await?;
-    let rows = {
-        wait_for(client, "table.queue").await?;
+    click(client, "main form button[type='submit']").await?;
+    wait_for(client, "table.queue").await?;
+    assert_eq!(
         client
             .find_all(Locator::Css("table.queue tbody tr"))
             .await?
-    };
-    assert_eq!(rows.len(), 2);
+            .len(),
+        2
+    );
     browser.screenshot("staff-02-queue").await?;
     client
         .find(Locator::LinkText(&number))
         .await?
         .click()
         .await?;
-    wait_for(client, "table.history").await?;
-    let history = client
-        .find(Locator::Css("table.history"))
-        .await?
-        .text()
-        .await?;
+    let history = wait_for(client, "table.history").await?.text().await?;
     assert!(
         history.contains("Aanvraag ingediend") && history.contains("Ticket afgedrukt"),
         "history:\n{history}"
@@ -213,11 +188,7 @@ async fn kiosk_and_staff_console_in_a_browser() -> Result<()> {
         .await?
         .send_keys("Burger kwam terug: verkeerd document gekozen")
         .await?;
-    client
-        .find(Locator::Css("button.danger"))
-        .await?
-        .click()
-        .await?;
+    click(client, "button.danger").await?;
     wait_for(client, "p.message").await?;
     let status = client
         .find(Locator::Css("dl.summary .status"))

@@ -13,7 +13,7 @@ use crate::auth::{MaybeStaff, Staff};
 use crate::error::ApiError;
 use crate::i18n::Tr;
 use crate::kiosk::pages::language_name;
-use crate::layout::{Page, page};
+use crate::layout::{Page, local_time, page};
 use crate::state::AppState;
 use crate::workflow;
 
@@ -97,7 +97,7 @@ pub async fn dashboard(
                     ul.plain {
                         @for (station, at) in &help {
                             li.message.problem {
-                                strong { (station_name(&state, station)) } " — " (at.format("%H:%M"))
+                                strong { (station_name(&state, station)) } " — " (local_time(*at, "%H:%M"))
                                 form.inline method="post" action={ "/staff/help/" (station) "/answer" } {
                                     button.button type="submit" { (tr.t("staff-help-answer")) }
                                 }
@@ -153,7 +153,7 @@ pub async fn dashboard(
                         @for summary in summaries.iter().rev() {
                             tr.(format!("status-{}", summary.status.code())) {
                                 td.number { a href={ "/staff/requests/" (summary.id) } { (summary.queue_number) } }
-                                td { (summary.created_at.format("%H:%M")) }
+                                td { (local_time(summary.created_at, "%H:%M")) }
                                 td { (document_name(&state, tr, summary.document.as_str())) }
                                 td { (station_name(&state, &summary.station)) }
                                 td { span.status { (tr.t(&format!("status-{}", summary.status.code()))) } }
@@ -388,7 +388,7 @@ fn request_details(state: &AppState, tr: Tr<'_>, view: &RequestView, done: Optio
             tbody {
                 @for event in &view.events {
                     tr {
-                        td { (event.at.format("%d.%m.%Y %H:%M:%S")) }
+                        td { (local_time(event.at, "%d.%m.%Y %H:%M:%S")) }
                         td { (event.by) }
                         td { (event_text(tr, &event.kind)) }
                     }

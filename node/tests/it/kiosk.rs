@@ -119,3 +119,26 @@ async fn help_shows_at_the_staff_console_and_unknown_stations_are_refused() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.body["error"]["code"], "unknown-station");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_untouched_kiosk_forgets_the_citizen() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = demo_state(dir.path());
+    state.start_background_tasks();
+    let app = app(state.clone());
+    form(&app, "/kiosk/tablet-1/language", "language=de").await;
+    assert_eq!(
+        step(&state.kiosks.get("tablet-1").unwrap(), |_| false),
+        Step::InsertCard
+    );
+    // The page warns after the idle time; the node ends the session a minute later.
+    tokio::time::advance(state.config.kiosk_idle + Duration::from_secs(30)).await;
+    assert_eq!(
+        step(&state.kiosks.get("tablet-1").unwrap(), |_| false),
+        Step::InsertCard
+    );
+    tokio::time::advance(Duration::from_secs(40)).await;
+    wait_for_step(&state, "tablet-1", Step::Language).await;
+    assert_eq!(state.kiosks.get("tablet-1").unwrap().language, None);
+    state.shutdown.cancel();
+}
