@@ -55,6 +55,10 @@ pub struct Submitted {
     pub queue_number: u32,
     pub decision: Decision,
     pub ticket: Result<(), PrintError>,
+    /// From the start of `submit` until the request was flushed to disk.
+    pub durable_after: std::time::Duration,
+    /// How long printing the ticket (and recording it) took.
+    pub ticket_took: std::time::Duration,
 }
 
 /// The catalogue entry for a code, or a 422 naming the code.
@@ -89,6 +93,7 @@ pub async fn submit(
     input: SubmitInput,
     now: DateTime<Utc>,
 ) -> Result<Submitted, ApiError> {
+    let started = std::time::Instant::now();
     let document = document_type(state, &input.document)?;
     let purpose = input
         .purpose
@@ -217,14 +222,18 @@ pub async fn submit(
         .await?
         .map_err(ApiError::internal)?;
     tracing::info!(request = %id, queue_number, document = %input.document, "request submitted");
+    let durable_after = started.elapsed();
     state.events.send(NodeEvent::Request);
 
     let ticket = print_ticket(state, id, now).await;
+    let ticket_took = started.elapsed() - durable_after;
     Ok(Submitted {
         id,
         queue_number,
         decision,
         ticket,
+        durable_after,
+        ticket_took,
     })
 }
 

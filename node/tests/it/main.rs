@@ -4,6 +4,7 @@
 
 mod api;
 mod kiosk;
+mod staff;
 
 use std::path::Path;
 
