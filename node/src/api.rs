@@ -254,7 +254,7 @@ async fn list(
     State(state): State<AppState>,
     _staff: Staff,
     Query(query): Query<DayQuery>,
-) -> Result<Json<Vec<RequestSummary>>, ApiError> {
+) -> Result<Json<Vec<QueueEntry>>, ApiError> {
     let day = match query.day {
         Some(text) => NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
             ApiError::bad_request("bad-day", format!("`{text}` is not a day (YYYY-MM-DD)"))
@@ -265,7 +265,38 @@ async fn list(
     let summaries = tokio::task::spawn_blocking(move || store.summaries_by_day(day))
         .await?
         .map_err(ApiError::internal)?;
-    Ok(Json(summaries))
+    Ok(Json(summaries.into_iter().map(QueueEntry::from).collect()))
+}
+
+/// A request in a day's list: what the queue needs, without the citizen's name or number (those
+/// are read one request at a time, and each read is logged).
+#[derive(Debug, Serialize)]
+struct QueueEntry {
+    id: RequestId,
+    queue_number: u32,
+    document: DocumentCode,
+    status: busloket_sync::record::Status,
+    station: String,
+    channel: Channel,
+    stop: Option<busloket_sync::terms::StopId>,
+    created_at: chrono::DateTime<Utc>,
+    updated_at: chrono::DateTime<Utc>,
+}
+
+impl From<RequestSummary> for QueueEntry {
+    fn from(summary: RequestSummary) -> QueueEntry {
+        QueueEntry {
+            id: summary.id,
+            queue_number: summary.queue_number,
+            document: summary.document,
+            status: summary.status,
+            station: summary.station,
+            channel: summary.channel,
+            stop: summary.stop,
+            created_at: summary.created_at,
+            updated_at: summary.updated_at,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -278,11 +309,11 @@ async fn cancel(
     staff: Staff,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CancelBody>,
-) -> Result<Json<RequestSummary>, ApiError> {
+) -> Result<Json<QueueEntry>, ApiError> {
     let id = parse_id(&id)?;
     workflow::cancel(&state, id, &body.reason, &staff.actor(), Utc::now())
         .await
-        .map(Json)
+        .map(|summary| Json(summary.into()))
 }
 
 #[derive(Debug, Serialize)]

@@ -95,6 +95,11 @@ async fn a_request_is_stored_read_back_and_its_read_logged() {
 
     let today = call(&app, "GET", "/api/v1/requests", Some(&token), None).await;
     assert_eq!(today.body.as_array().unwrap().len(), 1);
+    assert!(
+        !today.text.contains("Janssens") && !today.text.contains("78.03"),
+        "the list carries no citizen data: {}",
+        today.text
+    );
     let other_day = call(
         &app,
         "GET",
