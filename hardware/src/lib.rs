@@ -21,6 +21,7 @@
 
 pub mod card;
 pub mod demo;
+pub mod eid;
 pub mod gps;
 pub mod printer;
 pub mod receipt;

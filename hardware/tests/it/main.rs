@@ -4,6 +4,7 @@
 
 mod card;
 mod demo;
+mod eid;
 mod escpos_hex;
 mod gps;
 mod printer;
