@@ -202,6 +202,10 @@ pub enum CardError {
     Unreadable { reader: String, reason: String },
     #[error("the card reader service is unavailable: {reason}")]
     ServiceUnavailable { reason: String },
+    /// The card answered, but what it holds did not pass the checks: not signed by the national
+    /// register, a photo that is not the card's, a chip that did not prove it is genuine.
+    #[error("the card in reader {reader:?} cannot be trusted: {reason}")]
+    NotTrusted { reader: String, reason: String },
     /// Only the simulator gives this: no demo citizen has that national number.
     #[error("no demo citizen has the national number {masked}")]
     UnknownDemoCitizen { masked: String },

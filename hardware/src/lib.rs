@@ -1,7 +1,9 @@
 //! `busloket-hardware`: the bus's devices behind small traits, each with a simulator.
 //!
-//! - [`card`]: eID card readers ([`CardReaders`]; [`SimCardReaders`] for the demo and tests; the
-//!   PC/SC driver comes later).
+//! - [`card`]: eID card readers ([`CardReaders`]; [`SimCardReaders`] for the demo and tests;
+//!   `PcscReaders`, behind the `pcsc` feature, for real readers through pcscd).
+//! - [`eid`]: the pure half of the Belgian eID reader: files, APDUs, the card session over any
+//!   transport, and the checks (builds without libpcsclite).
 //! - [`demo`]: the synthetic demo citizens whose cards the simulator holds.
 //! - [`receipt`]: the queue ticket / receipt model and its ESC/POS and text encodings.
 //! - [`printer`]: the thermal receipt printer ([`ReceiptPrinter`]: [`TcpReceiptPrinter`] for
@@ -23,6 +25,8 @@ pub mod card;
 pub mod demo;
 pub mod eid;
 pub mod gps;
+#[cfg(feature = "pcsc")]
+pub mod pcsc_readers;
 pub mod printer;
 pub mod receipt;
 
@@ -32,6 +36,8 @@ pub use card::{
 };
 pub use demo::{DemoCitizen, DemoRole, demo_avatar_svg, demo_citizens};
 pub use gps::{GpsFix, GpsState, PositionSource, SimGps};
+#[cfg(feature = "pcsc")]
+pub use pcsc_readers::PcscReaders;
 pub use printer::{
     DocumentPrinter, PrintError, PrintJob, PrinterStatus, ReceiptPrinter, SimDocumentPrinter,
     SimReceiptPrinter, TcpPrinterTimeouts, TcpReceiptPrinter,

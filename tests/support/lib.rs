@@ -271,3 +271,75 @@ impl Drop for Browser {
         let _ = self.driver.wait();
     }
 }
+
+/// The real pcscd, started in the foreground for a test and stopped by pid. One per host: the
+/// tests that need it take it through [`Pcscd::start`], which refuses while another one runs.
+pub struct Pcscd {
+    child: Child,
+}
+
+const PCSCD_DIR: &str = "/run/pcscd";
+
+impl Pcscd {
+    pub fn start() -> Result<Pcscd> {
+        if !Path::new("/usr/sbin/pcscd").exists() {
+            bail!(
+                "/usr/sbin/pcscd is missing: run `cargo xtask deps` (apt-get install pcscd vsmartcard-vpcd)"
+            );
+        }
+        if !Path::new("/usr/lib/pcsc/drivers/serial/libifdvpcd.so").exists() {
+            bail!(
+                "the vpcd driver is missing: run `cargo xtask deps` (apt-get install vsmartcard-vpcd)"
+            );
+        }
+        let pid_file = Path::new(PCSCD_DIR).join("pcscd.pid");
+        if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+            let pid = pid.trim();
+            if !pid.is_empty() && Path::new("/proc").join(pid).exists() {
+                bail!("another pcscd (pid {pid}) is running; stop it first (kill {pid})");
+            }
+        }
+        // A pcscd killed earlier leaves these behind, and they block a new start.
+        for stale in ["pcscd.comm", "pcscd.pid"] {
+            let _ = std::fs::remove_file(Path::new(PCSCD_DIR).join(stale));
+        }
+        let log = std::fs::File::create(artifacts_dir().join("pcscd.log"))?;
+        let child = Command::new("/usr/sbin/pcscd")
+            .arg("--foreground")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("cannot start pcscd")?;
+        let pcscd = Pcscd { child };
+        let socket = Path::new(PCSCD_DIR).join("pcscd.comm");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            if Instant::now() > deadline {
+                bail!(
+                    "pcscd did not open {} within 10 s; see target/e2e/pcscd.log",
+                    socket.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(pcscd)
+    }
+
+    /// Kills pcscd without warning, as a crash would.
+    pub fn kill_hard(&mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Pcscd {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .arg(self.child.id().to_string())
+                .status();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -19,6 +19,17 @@ const PACKAGES: &[(&str, &str)] = &[
         "a font with every accent for screenshots",
     ),
     ("procps", "ps, used by the benchmark to read memory"),
+    (
+        "pkg-config",
+        "finds libpcsclite when building the PC/SC driver",
+    ),
+    ("libpcsclite-dev", "builds the PC/SC card-reader driver"),
+    ("pcscd", "the PC/SC daemon the eID tests run against"),
+    (
+        "vsmartcard-vpcd",
+        "the virtual card reader inside pcscd (tests only, never on a bus)",
+    ),
+    ("pcsc-tools", "pcsc_scan, to look at readers by hand"),
 ];
 
 pub fn install() -> Result<()> {

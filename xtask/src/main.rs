@@ -57,6 +57,7 @@ fn test(extra: &[String]) -> Result<()> {
         "clippy",
         "--workspace",
         "--all-targets",
+        "--all-features",
         "--",
         "-D",
         "warnings",
