@@ -1,8 +1,10 @@
 //! End-to-end tests: the real `busloket-node` binary, over HTTP, with headless Chromium.
 //!
 //! - `crash`: SIGKILL in the middle of a stream of submissions loses nothing acknowledged.
+//! - `eid`: Belgian eID cards (the virtual card) through the real pcscd and the PC/SC driver.
 //! - `pages`: the kiosk flow in Dutch and French and the staff console, in a browser, with
 //!   screenshots under `target/e2e/`.
 
 mod crash;
+mod eid;
 mod pages;

@@ -1,0 +1,202 @@
+//! Belgian eID cards through the real pcscd: the virtual card (applet 1.7 and 1.8) plugs into
+//! vpcd, the PC/SC driver sees it arrive, reads and verifies it; forged cards are refused with
+//! the reason; pcscd killed under the driver comes back and reading works again.
+//!
+//! One pcscd per host: everything that needs it is in this one test.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use busloket_e2e::Pcscd;
+use busloket_hardware::eid::TrustAnchors;
+use busloket_hardware::{CardError, CardEvent, CardReaders, PcscReaders, demo_citizens};
+use busloket_virtual_eid::{
+    CardSpec, DEFAULT_SEED, Forgery, InsertedCard, Profile, TestPki, VirtualCard, insert,
+    personalise,
+};
+use tokio::sync::broadcast;
+
+const READER: &str = "Virtual PCD 00 00";
+
+fn vpcd() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], busloket_virtual_eid::DEFAULT_VPCD_PORT))
+}
+
+/// Waits for an event the driver sends, at most ten seconds.
+async fn expect_event(
+    events: &mut broadcast::Receiver<CardEvent>,
+    wanted: CardEvent,
+) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(event)) if event == wanted => return Ok(()),
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => bail!("the card events stopped: {err}"),
+            Err(_) => bail!("no {wanted:?} within 10 s"),
+        }
+    }
+}
+
+/// Plugs the card into vpcd and waits until the driver has seen it.
+async fn insert_card(
+    card: VirtualCard,
+    events: &mut broadcast::Receiver<CardEvent>,
+) -> Result<InsertedCard> {
+    let inserted =
+        tokio::task::spawn_blocking(move || insert(card, vpcd(), Duration::from_secs(10)))
+            .await??;
+    expect_event(
+        events,
+        CardEvent::CardInserted {
+            reader: READER.into(),
+        },
+    )
+    .await?;
+    Ok(inserted)
+}
+
+async fn pull_card(
+    inserted: InsertedCard,
+    events: &mut broadcast::Receiver<CardEvent>,
+) -> Result<()> {
+    tokio::task::spawn_blocking(move || inserted.pull()).await??;
+    expect_event(
+        events,
+        CardEvent::CardRemoved {
+            reader: READER.into(),
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eid_cards_through_pcscd() -> Result<()> {
+    let mut pcscd = Pcscd::start()?;
+    let pki_17 = TestPki::generate(Profile::Applet17, DEFAULT_SEED)?;
+    let pki_18 = TestPki::generate(Profile::Applet18, DEFAULT_SEED)?;
+    let anchors =
+        TrustAnchors::from_der([pki_17.root_certificate_der(), pki_18.root_certificate_der()])?;
+    let readers = PcscReaders::start(anchors)?;
+    let mut events = readers.subscribe();
+    let started = Instant::now();
+    while !readers.readers().iter().any(|reader| reader.name == READER) {
+        if started.elapsed() > Duration::from_secs(10) {
+            bail!(
+                "the driver did not find {READER}; readers: {:?}",
+                readers.readers()
+            );
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
+    }
+
+    let citizens = demo_citizens();
+    let tom = citizens
+        .iter()
+        .find(|c| !c.children.is_empty())
+        .context("a demo parent")?;
+    let other = citizens
+        .iter()
+        .find(|c| c.card.national_number != tom.card.national_number)
+        .context("another citizen")?;
+    let spec = || CardSpec::demo_citizen(&tom.card.national_number).context("Tom's card");
+
+    // Genuine cards of both generations are read and verified.
+    for pki in [&pki_18, &pki_17] {
+        let inserted = insert_card(personalise(&spec()?, pki)?, &mut events).await?;
+        let started = Instant::now();
+        let identity = readers
+            .read_identity(READER)
+            .await
+            .with_context(|| format!("{:?}", pki.profile()))?;
+        eprintln!(
+            "{:?}: read and verified in {:?}",
+            pki.profile(),
+            started.elapsed()
+        );
+        assert_eq!(identity.national_number, tom.card.national_number);
+        assert_eq!(identity.surname, tom.card.surname);
+        assert_eq!(identity.address.municipality, tom.card.address.municipality);
+        assert!(!identity.photo_jpeg.is_empty());
+        assert!(
+            readers
+                .readers()
+                .iter()
+                .any(|r| r.name == READER && r.card_present)
+        );
+        pull_card(inserted, &mut events).await?;
+    }
+
+    // Forged cards are refused, each for its own reason.
+    let forgeries = [
+        (Forgery::AlteredIdentity, "identity"),
+        (Forgery::ReplacedPhoto, "photo"),
+        (
+            Forgery::SwappedAddress(Box::new(other.card.clone())),
+            "address",
+        ),
+        (
+            Forgery::CopiedToAnotherChip {
+                other_chip_number: other.card.chip_number.clone(),
+            },
+            "chip",
+        ),
+    ];
+    for (forgery, topic) in forgeries {
+        let inserted = insert_card(
+            personalise(&spec()?.with_forgery(forgery), &pki_18)?,
+            &mut events,
+        )
+        .await?;
+        match readers.read_identity(READER).await {
+            Err(CardError::NotTrusted { reason, .. }) => {
+                assert!(
+                    reason.contains(topic),
+                    "a forged {topic} refused for another reason: {reason}"
+                )
+            }
+            other => bail!("a forged {topic} was not refused: {other:?}"),
+        }
+        pull_card(inserted, &mut events).await?;
+    }
+
+    // A card from another register (another test PKI) is not trusted either.
+    let foreign = TestPki::generate(Profile::Applet18, DEFAULT_SEED + 1)?;
+    let inserted = insert_card(personalise(&spec()?, &foreign)?, &mut events).await?;
+    assert!(matches!(
+        readers.read_identity(READER).await,
+        Err(CardError::NotTrusted { .. })
+    ));
+    pull_card(inserted, &mut events).await?;
+
+    // No card: a clear error.
+    assert!(matches!(
+        readers.read_identity(READER).await,
+        Err(CardError::NoCard { .. })
+    ));
+
+    // pcscd dies under the driver and comes back: the reader returns and reading works again.
+    pcscd.kill_hard()?;
+    expect_event(
+        &mut events,
+        CardEvent::ReaderRemoved {
+            reader: READER.into(),
+        },
+    )
+    .await?;
+    drop(pcscd);
+    let _pcscd = Pcscd::start()?;
+    expect_event(
+        &mut events,
+        CardEvent::ReaderAdded {
+            reader: READER.into(),
+        },
+    )
+    .await?;
+    let inserted = insert_card(personalise(&spec()?, &pki_18)?, &mut events).await?;
+    let identity = readers.read_identity(READER).await?;
+    assert_eq!(identity.national_number, tom.card.national_number);
+    pull_card(inserted, &mut events).await?;
+    Ok(())
+}
