@@ -2,7 +2,8 @@
 //! vpcd, the PC/SC driver sees it arrive, reads and verifies it; forged cards are refused with
 //! the reason; pcscd killed under the driver comes back and reading works again.
 //!
-//! One pcscd per host: everything that needs it is in this one test.
+//! One pcscd per host: tests that start it have "pcscd" in their name, and nextest runs them one
+//! at a time (`.config/nextest.toml`).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

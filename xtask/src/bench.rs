@@ -11,22 +11,25 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::demo::{DEMO_PASSWORD, DEMO_USER, prepare};
 use crate::{cargo, run, workspace_root};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Figure {
-    name: &'static str,
+    name: Cow<'static, str>,
     value: f64,
-    unit: &'static str,
+    unit: Cow<'static, str>,
     budget: Option<f64>,
     detail: String,
 }
 
 pub fn measure(args: &[String]) -> Result<()> {
+    crate::deps::install()?;
     let mut submissions = 10_000usize;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -89,9 +92,9 @@ pub fn measure(args: &[String]) -> Result<()> {
         ("submit_http_p99_ms", &round_trips, 0.99, None, &http_detail),
     ] {
         figures.push(Figure {
-            name,
+            name: name.into(),
             value: percentile(values, p),
-            unit: "ms",
+            unit: "ms".into(),
             budget,
             detail: detail.clone(),
         });
@@ -107,9 +110,9 @@ pub fn measure(args: &[String]) -> Result<()> {
     let rss_mb = node.rss_kib()? as f64 / 1024.0;
     node.stop()?;
     figures.push(Figure {
-        name: "node_cold_start_ms",
+        name: "node_cold_start_ms".into(),
         value: full_start.as_secs_f64() * 1000.0,
-        unit: "ms",
+        unit: "ms".into(),
         budget: Some(500.0),
         detail: format!(
             "spawn → /healthz answers, with {submissions} stored requests (empty store: {:.0} ms)",
@@ -117,14 +120,38 @@ pub fn measure(args: &[String]) -> Result<()> {
         ),
     });
     figures.push(Figure {
-        name: "node_rss_10k_mb",
+        name: "node_rss_10k_mb".into(),
         value: rss_mb,
-        unit: "MB",
+        unit: "MB".into(),
         budget: Some(64.0),
         detail: format!(
             "VmRSS of the idle node 2 s after start with {submissions} stored requests"
         ),
     });
+
+    // The eID read through the real pcscd with the virtual card (a binary of the tests crate).
+    run(cargo(&root).args([
+        "build",
+        "--release",
+        "--package",
+        "busloket-e2e",
+        "--bin",
+        "eid-bench",
+    ]))?;
+    let output = Command::new(root.join("target/release/eid-bench"))
+        .output()
+        .context("cannot run eid-bench")?;
+    if !output.status.success() {
+        bail!(
+            "eid-bench failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        figures.push(
+            serde_json::from_str(line).with_context(|| format!("eid-bench printed {line:?}"))?,
+        );
+    }
 
     print_table(&figures);
     let out = root.join("target/bench/report.json");
