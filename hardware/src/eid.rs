@@ -21,6 +21,7 @@
 pub mod apdu;
 pub mod certificate;
 pub mod files;
+pub mod roots;
 pub mod session;
 pub mod tlv;
 pub mod verify;

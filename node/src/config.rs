@@ -45,6 +45,7 @@ struct RawConfig {
     #[serde(default)]
     stations: Vec<RawStation>,
     staff_desk: RawDesk,
+    card_readers: RawReaders,
     receipt_printer: RawPrinter,
     #[serde(default)]
     staff: Vec<RawStaff>,
@@ -67,6 +68,18 @@ struct RawStation {
 #[serde(deny_unknown_fields)]
 struct RawDesk {
     reader: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+enum RawReaders {
+    Simulated,
+    Pcsc {
+        #[serde(default)]
+        trust_anchors: Vec<PathBuf>,
+        #[serde(default)]
+        allow_test_roots: bool,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +126,7 @@ pub struct Config {
     pub kiosk_idle: Duration,
     pub stations: Vec<Station>,
     pub desk_reader: String,
+    pub card_readers: ReadersConfig,
     pub receipt_printer: PrinterConfig,
     pub staff: Vec<StaffAccount>,
     pub gps: GpsConfig,
@@ -124,6 +138,15 @@ pub struct Station {
     pub id: String,
     pub name: String,
     pub reader: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum ReadersConfig {
+    /// The demo's simulated readers with the made-up citizens.
+    Simulated,
+    /// Real readers through pcscd; the national register's certificate must chain to one of
+    /// these roots (DER certificates, already checked to parse).
+    Pcsc { trust_anchors: Vec<Vec<u8>> },
 }
 
 #[derive(Debug, Clone)]
@@ -248,13 +271,23 @@ impl Config {
             }
             RawGps::None => GpsConfig::None,
         };
-        if !raw.demo {
-            // The card readers: the PC/SC driver arrives with the eID issue; until then only the
-            // simulator exists, and it must never be picked silently.
-            return Err(invalid(
-                "only demo mode is available in this version: no real card-reader driver yet (set demo = true)".into(),
-            ));
-        }
+        let card_readers = match raw.card_readers {
+            RawReaders::Simulated => {
+                if !raw.demo {
+                    return Err(invalid(
+                        "card_readers.kind = \"simulated\" is allowed only with demo = true".into(),
+                    ));
+                }
+                ReadersConfig::Simulated
+            }
+            RawReaders::Pcsc {
+                trust_anchors,
+                allow_test_roots,
+            } => ReadersConfig::Pcsc {
+                trust_anchors: trust_anchors_from(base, &trust_anchors, allow_test_roots)
+                    .map_err(invalid)?,
+            },
+        };
         let staff = raw
             .staff
             .into_iter()
@@ -294,6 +327,7 @@ impl Config {
                 })
                 .collect(),
             desk_reader: raw.staff_desk.reader,
+            card_readers,
             receipt_printer,
             staff,
             gps,
@@ -303,6 +337,41 @@ impl Config {
     pub fn station(&self, id: &str) -> Option<&Station> {
         self.stations.iter().find(|station| station.id == id)
     }
+}
+
+/// Reads the trust anchors (PEM or DER). Without files, the Belgian eID roots built into
+/// busloket; any other root is a test root, refused unless `allow_test_roots` says this is a test
+/// bench.
+fn trust_anchors_from(
+    base: &Path,
+    files: &[PathBuf],
+    allow_test_roots: bool,
+) -> Result<Vec<Vec<u8>>, String> {
+    if files.is_empty() {
+        return Ok(busloket_hardware::eid::roots::belgian_roots_der());
+    }
+    files
+        .iter()
+        .map(|file| {
+            let path = base.join(file);
+            let bytes = std::fs::read(&path)
+                .map_err(|err| format!("card_readers.trust_anchors: cannot read {}: {err}", path.display()))?;
+            let der = match pem::parse(&bytes) {
+                Ok(pem) if pem.tag() == "CERTIFICATE" => pem.into_contents(),
+                Ok(pem) => return Err(format!("{}: a PEM {} is not a certificate", path.display(), pem.tag())),
+                Err(_) => bytes,
+            };
+            busloket_hardware::eid::X509Certificate::from_der(&der)
+                .map_err(|err| format!("{}: not a certificate: {err}", path.display()))?;
+            if !allow_test_roots && !busloket_hardware::eid::roots::is_belgian_root(&der) {
+                return Err(format!(
+                    "{} is not a Belgian eID root; test roots are accepted only with card_readers.allow_test_roots = true",
+                    path.display()
+                ));
+            }
+            Ok(der)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -327,6 +396,38 @@ mod tests {
             err.to_string().contains("allowed only with demo = true"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn real_readers_take_the_belgian_roots_and_refuse_test_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        let pcsc = |extra: &str| {
+            EXAMPLE.replace(
+                "[card_readers]\nkind = \"simulated\"",
+                &format!("[card_readers]\nkind = \"pcsc\"\n{extra}"),
+            )
+        };
+        let config = Config::parse(&path, &pcsc("")).unwrap();
+        match config.card_readers {
+            ReadersConfig::Pcsc { trust_anchors } => assert_eq!(trust_anchors.len(), 3),
+            other => panic!("{other:?}"),
+        }
+        // A self-made root (here: a built-in one altered by a byte) is a test root.
+        let mut test_root = busloket_hardware::eid::roots::belgian_roots_der().remove(0);
+        let last = test_root.len() - 1;
+        test_root[last] ^= 1;
+        std::fs::write(dir.path().join("test-root.der"), &test_root).unwrap();
+        let refused =
+            Config::parse(&path, &pcsc("trust_anchors = [\"test-root.der\"]")).unwrap_err();
+        assert!(
+            refused.to_string().contains("allow_test_roots"),
+            "{refused}"
+        );
+        let allowed = pcsc("trust_anchors = [\"test-root.der\"]\nallow_test_roots = true");
+        assert!(Config::parse(&path, &allowed).is_ok());
+        let missing = Config::parse(&path, &pcsc("trust_anchors = [\"nowhere.pem\"]")).unwrap_err();
+        assert!(missing.to_string().contains("nowhere.pem"), "{missing}");
     }
 
     #[test]

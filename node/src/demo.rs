@@ -31,6 +31,12 @@ fn devices(state: &AppState) -> Result<&DemoDevices, ApiError> {
         .ok_or_else(|| ApiError::not_found("not-demo", "this node is not in demo mode"))
 }
 
+fn simulated_readers(state: &AppState) -> Result<&busloket_hardware::SimCardReaders, ApiError> {
+    devices(state)?.readers.as_deref().ok_or_else(|| {
+        ApiError::not_found("no-simulated-readers", "this node uses real card readers")
+    })
+}
+
 async fn control_page(State(state): State<AppState>) -> Result<Markup, ApiError> {
     let devices = devices(&state)?;
     let tr = state.translations.get(Language::default());
@@ -67,8 +73,11 @@ async fn control_page(State(state): State<AppState>) -> Result<Markup, ApiError>
                 li { a href="/staff" target="_blank" { (tr.t("staff-console")) " ↗" } }
             }
             h2 { (tr.t("demo-readers")) }
-            @for (reader, label) in &readers {
-                @let inserted = devices.readers.inserted(reader);
+            @if devices.readers.is_none() {
+                p { (tr.t("demo-real-readers")) }
+            }
+            @for (reader, label) in readers.iter().filter(|_| devices.readers.is_some()) {
+                @let inserted = devices.readers.as_ref().and_then(|sim| sim.inserted(reader));
                 section.panel {
                     h3 { (label) " — " code { (reader) } }
                     @if let Some(number) = &inserted {
@@ -121,8 +130,7 @@ async fn insert(
     State(state): State<AppState>,
     Form(form): Form<InsertForm>,
 ) -> Result<Response, ApiError> {
-    devices(&state)?
-        .readers
+    simulated_readers(&state)?
         .insert(&form.reader, &form.national_number)
         .map_err(|err| ApiError::bad_request("demo-insert-failed", err.to_string()))?;
     Ok(Redirect::to("/demo").into_response())
@@ -137,8 +145,7 @@ async fn pull(
     State(state): State<AppState>,
     Form(form): Form<PullForm>,
 ) -> Result<Response, ApiError> {
-    devices(&state)?
-        .readers
+    simulated_readers(&state)?
         .pull(&form.reader)
         .map_err(|err| ApiError::bad_request("demo-pull-failed", err.to_string()))?;
     Ok(Redirect::to("/demo").into_response())

@@ -8,15 +8,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
+use busloket_hardware::eid::TrustAnchors;
 use busloket_hardware::{
-    CardReaders, PositionSource, ReceiptPrinter, SimCardReaders, SimGps, SimReceiptPrinter,
-    TcpReceiptPrinter, demo_citizens,
+    CardReaders, PcscReaders, PositionSource, ReceiptPrinter, SimCardReaders, SimGps,
+    SimReceiptPrinter, TcpReceiptPrinter, demo_citizens,
 };
 use busloket_sync::catalogue::Catalogue;
 use busloket_sync::store::Store;
 
 use crate::auth::StaffSessions;
-use crate::config::{Config, GpsConfig, PrinterConfig};
+use crate::config::{Config, GpsConfig, PrinterConfig, ReadersConfig};
 use crate::events::{Events, Shutdown};
 use crate::i18n::Translations;
 use crate::kiosk::KioskSessions;
@@ -47,7 +48,7 @@ pub struct AppState {
 /// Handles on the simulated devices, so the demo page can insert cards and show receipts.
 #[derive(Clone)]
 pub struct DemoDevices {
-    pub readers: Arc<SimCardReaders>,
+    pub readers: Option<Arc<SimCardReaders>>,
     pub receipt_printer: Option<Arc<SimReceiptPrinter>>,
 }
 
@@ -106,9 +107,19 @@ impl AppState {
             .map(|station| station.reader.clone())
             .collect();
         reader_names.push(config.desk_reader.clone());
-        // Config validation allows only demo mode until the PC/SC driver exists.
-        let sim_readers = Arc::new(SimCardReaders::new(reader_names, demo_citizens()));
-        let readers: Arc<dyn CardReaders> = sim_readers.clone();
+        let (readers, sim_readers): (Arc<dyn CardReaders>, _) = match &config.card_readers {
+            ReadersConfig::Simulated => {
+                let readers = Arc::new(SimCardReaders::new(reader_names, demo_citizens()));
+                (readers.clone(), Some(readers))
+            }
+            ReadersConfig::Pcsc { trust_anchors } => {
+                let anchors = TrustAnchors::from_der(trust_anchors.iter().map(Vec::as_slice))
+                    .context("the card readers' trust anchors")?;
+                let readers =
+                    PcscReaders::start(anchors).context("cannot start the card-reader monitor")?;
+                (Arc::new(readers), None)
+            }
+        };
         let register: Arc<dyn Register> = if config.demo {
             Arc::new(DemoRegister::new(demo_citizens()))
         } else {
@@ -145,7 +156,7 @@ impl AppState {
             GpsConfig::None => Arc::new(SimGps::no_fix()),
         };
         let demo = config.demo.then(|| DemoDevices {
-            readers: sim_readers.clone(),
+            readers: sim_readers,
             receipt_printer: sim_printer,
         });
         let kiosks = Arc::new(KioskSessions::new(&config.stations));

@@ -2,9 +2,11 @@
 //!
 //! - `crash`: SIGKILL in the middle of a stream of submissions loses nothing acknowledged.
 //! - `eid`: Belgian eID cards (the virtual card) through the real pcscd and the PC/SC driver.
+//! - `kiosk_eid`: the kiosk with the node reading the virtual card through pcscd.
 //! - `pages`: the kiosk flow in Dutch and French and the staff console, in a browser, with
 //!   screenshots under `target/e2e/`.
 
 mod crash;
 mod eid;
+mod kiosk_eid;
 mod pages;

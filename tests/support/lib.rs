@@ -57,11 +57,20 @@ pub struct TestNode {
 impl TestNode {
     /// Prepares a demo configuration in a fresh directory and starts the node.
     pub async fn start() -> Result<TestNode> {
+        TestNode::start_with(|_, config| Ok(config)).await
+    }
+
+    /// Like [`TestNode::start`], with the configuration text changed by `adapt` first (it may
+    /// also write files into the node's directory).
+    pub async fn start_with(
+        adapt: impl FnOnce(&Path, String) -> Result<String>,
+    ) -> Result<TestNode> {
         let dir = tempfile::tempdir()?;
         let example = std::fs::read_to_string(workspace_root().join("deploy/node.example.toml"))?;
         let config = example
             .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
             .replace("kiosk_idle_seconds = 180", "kiosk_idle_seconds = 600");
+        let config = adapt(dir.path(), config)?;
         std::fs::write(dir.path().join("node.toml"), config)?;
         std::fs::create_dir_all(dir.path().join("keys"))?;
         let status = Command::new(binary("busloket-provision")?)

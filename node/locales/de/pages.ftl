@@ -202,6 +202,7 @@ demo-control = Demo-Steuerung
 demo-banner = DEMO — simulierte Geräte und erfundene Personen
 demo-intro = Stecken Sie die Karte eines erfundenen Bürgers in ein Lesegerät und folgen Sie dann dem Bürger am Tablet und dem Mitarbeiter an der Mitarbeiterkonsole.
 demo-readers = Kartenlesegeräte
+demo-real-readers = Dieser Knoten nutzt echte Kartenleser: Stecken Sie eine Karte in einen Leser.
 demo-card-in = Karte von { $name } eingesteckt.
 demo-citizen = Bürger
 demo-insert = Karte einstecken

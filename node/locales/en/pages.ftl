@@ -202,6 +202,7 @@ demo-control = Demo control
 demo-banner = DEMO — simulated devices and made-up people
 demo-intro = Insert the card of a made-up citizen into a reader, then follow the citizen on the tablet and the clerk at the staff console.
 demo-readers = Card readers
+demo-real-readers = This node uses real card readers: insert a card into a reader.
 demo-card-in = Card of { $name } inserted.
 demo-citizen = Citizen
 demo-insert = Insert card

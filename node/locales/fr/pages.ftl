@@ -202,6 +202,7 @@ demo-control = Pilotage de la démo
 demo-banner = DÉMO — appareils simulés et personnes fictives
 demo-intro = Introduisez la carte d'un citoyen fictif dans un lecteur, puis suivez le citoyen sur la tablette et l'agent dans la console du personnel.
 demo-readers = Lecteurs de cartes
+demo-real-readers = Ce nœud utilise de vrais lecteurs de cartes : introduisez une carte dans un lecteur.
 demo-card-in = Carte de { $name } introduite.
 demo-citizen = Citoyen
 demo-insert = Introduire la carte

@@ -202,6 +202,7 @@ demo-control = Demobediening
 demo-banner = DEMO — gesimuleerde toestellen en verzonnen personen
 demo-intro = Steek de kaart van een verzonnen burger in een lezer en volg dan de burger op de tablet en de medewerker in de console.
 demo-readers = Kaartlezers
+demo-real-readers = Deze node gebruikt echte kaartlezers: steek een kaart in een lezer.
 demo-card-in = Kaart van { $name } ingestoken.
 demo-citizen = Burger
 demo-insert = Kaart insteken

@@ -37,7 +37,7 @@ async fn walk_the_kiosk_and_pull_the_card() {
     let state = demo_state(dir.path());
     state.start_background_tasks();
     let app = app(state.clone());
-    let readers = state.demo.as_ref().unwrap().readers.clone();
+    let readers = state.demo.as_ref().unwrap().readers.clone().unwrap();
 
     assert_eq!(
         form(&app, "/kiosk/tablet-1/language", "language=fr")

@@ -125,7 +125,7 @@ async fn serve_a_citizen_by_typed_number_and_by_desk_card() {
     assert!(request.text.contains("balie in de bus"));
 
     // The card in the desk reader fills the requester.
-    let readers = state.demo.as_ref().unwrap().readers.clone();
+    let readers = state.demo.as_ref().unwrap().readers.clone().unwrap();
     let empty = send(&app, "POST", "/staff/serve/read-card", Some(&cookie), "").await;
     assert!(
         empty
