@@ -52,6 +52,23 @@ pub struct CardIdentity {
     pub photo_jpeg: Vec<u8>,
     /// True for the synthetic cards of the simulator; such an identity is not a person.
     pub demo: bool,
+    /// What the read proved, for a request to carry; `None` for simulated cards.
+    #[serde(default)]
+    pub evidence: Option<CardEvidence>,
+}
+
+/// What a verified read of a real card proved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardEvidence {
+    /// SHA-256 of the identity file as read, lowercase hex.
+    pub identity_file_sha256: String,
+    /// The applet version from GET CARD DATA (`0x17`, `0x18`).
+    pub applet_version: u8,
+    /// The identity and address files verify under the national register's certificate, which
+    /// chains to a trust anchor.
+    pub register_signature_verified: bool,
+    /// Applet 1.8: the chip answered a fresh challenge with the key the register named.
+    pub chip_verified: bool,
 }
 
 impl CardIdentity {

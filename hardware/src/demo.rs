@@ -118,6 +118,7 @@ impl RawCitizen {
             address: self.address,
             photo_jpeg: Vec::new(),
             demo: true,
+            evidence: None,
         };
         DemoCitizen {
             card,

@@ -31,8 +31,8 @@ pub mod printer;
 pub mod receipt;
 
 pub use card::{
-    Address, CardError, CardEvent, CardIdentity, CardReaders, DocumentType, ReaderState, Sex,
-    SimCardReaders,
+    Address, CardError, CardEvent, CardEvidence, CardIdentity, CardReaders, DocumentType,
+    ReaderState, Sex, SimCardReaders,
 };
 pub use demo::{DemoCitizen, DemoRole, demo_avatar_svg, demo_citizens};
 pub use gps::{GpsFix, GpsState, PositionSource, SimGps};

@@ -20,7 +20,9 @@ use pcsc::{Context, Disposition, Protocols, ReaderState, Scope, ShareMode, State
 use rand::RngCore;
 use tokio::sync::broadcast;
 
-use crate::card::{CardError, CardEvent, CardIdentity, CardReaders, ReaderState as Reader};
+use crate::card::{
+    CardError, CardEvent, CardEvidence, CardIdentity, CardReaders, ReaderState as Reader,
+};
 use crate::eid::{
     CardSession, FilePath, SessionError, Transmit, TransmitError, TrustAnchors, VerifyError,
     verify_card,
@@ -256,6 +258,7 @@ struct ReadCard {
     files: crate::eid::CardFiles,
     /// Applet 1.8: the basic key file, the challenge sent and the chip's answer.
     chip: Option<(Vec<u8>, [u8; 48], Vec<u8>)>,
+    applet_version: u8,
 }
 
 /// Connects, reads, disconnects with a reset, then verifies. Blocking.
@@ -287,13 +290,26 @@ fn read_verified(reader: &str, anchors: &TrustAnchors) -> Result<CardIdentity, C
     let read = read.map_err(|err| session_error(reader, err))?;
     let verified =
         verify_card(read.files, anchors, Utc::now()).map_err(|err| untrusted(reader, err))?;
+    let chip_verified = read.chip.is_some();
     if let Some((basic_key_file, challenge, answer)) = read.chip {
         let key = crate::eid::verify::verify_basic_key(&verified.identity, &basic_key_file)
             .map_err(|err| untrusted(reader, err))?;
         crate::eid::verify::verify_chip_challenge(&key, &challenge, &answer)
             .map_err(|err| untrusted(reader, err))?;
     }
-    Ok(verified.into_card_identity())
+    let evidence = CardEvidence {
+        identity_file_sha256: verified
+            .identity_file_sha256
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        applet_version: read.applet_version,
+        register_signature_verified: true,
+        chip_verified,
+    };
+    let mut identity = verified.into_card_identity();
+    identity.evidence = Some(evidence);
+    Ok(identity)
 }
 
 fn read_files(card: &pcsc::Card) -> Result<ReadCard, SessionError> {
@@ -310,7 +326,11 @@ fn read_files(card: &pcsc::Card) -> Result<ReadCard, SessionError> {
     } else {
         None
     };
-    Ok(ReadCard { files, chip })
+    Ok(ReadCard {
+        files,
+        chip,
+        applet_version: card_data.applet_version,
+    })
 }
 
 fn connect_error(reader: &str, err: pcsc::Error) -> CardError {

@@ -10,12 +10,18 @@
 
   // Redraw the live parts of the page when the node says something changed.
   const eventsUrl = body.dataset.events;
+  // Once the person submits a form, the answer is a new page: a redraw now would load the old
+  // one over it, so stop listening.
+  let leaving = false;
   if (eventsUrl && window.EventSource) {
     const source = new EventSource(eventsUrl);
     let pending = null;
+    const stop = () => { leaving = true; clearTimeout(pending); source.close(); };
+    document.addEventListener("submit", stop, true);
+    window.addEventListener("pagehide", stop);
     source.addEventListener("changed", () => {
-      if (pending) { return; }
-      pending = setTimeout(() => { pending = null; redraw(); }, 150);
+      if (pending || leaving) { return; }
+      pending = setTimeout(() => { pending = null; if (!leaving) { redraw(); } }, 150);
     });
   }
 

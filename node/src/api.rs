@@ -197,6 +197,8 @@ async fn submit(
             email: body.delivery.email,
         },
         purpose: body.purpose,
+        // The API takes no card evidence: a client cannot vouch for a card.
+        evidence: None,
         station: body.station,
         by: staff.actor(),
     };

@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use busloket_hardware::{CardEvent, CardIdentity};
 use busloket_sync::national_number::NationalNumber;
-use busloket_sync::record::{Delivery, Person};
+use busloket_sync::record::{CardEvidence, Delivery, Person};
 use busloket_sync::terms::{
     AuthStrength, Channel, DeliveryMethod, DocumentCode, Language, Relation,
 };
@@ -162,6 +162,12 @@ async fn identify(state: &AppState, station: &str, identity: CardIdentity) -> Ca
         },
         first_name,
         authentication: AuthStrength::CardRead,
+        evidence: identity.evidence.map(|evidence| CardEvidence {
+            identity_file_sha256: evidence.identity_file_sha256,
+            applet_version: evidence.applet_version,
+            register_signature_verified: evidence.register_signature_verified,
+            chip_verified: evidence.chip_verified,
+        }),
     }))
 }
 
@@ -402,6 +408,7 @@ async fn confirm(
         language: session.language(),
         delivery: delivery.clone(),
         purpose: session.purpose.clone(),
+        evidence: citizen.evidence.clone(),
         station: station.clone(),
         by: format!("kiosk:{station}"),
     };

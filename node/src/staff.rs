@@ -243,6 +243,9 @@ fn serve_input(
         language: form.language.parse::<Language>().unwrap_or_default(),
         delivery: Delivery { method, email },
         purpose: Some(form.purpose.clone()).filter(|p| !p.trim().is_empty()),
+        // The desk form cannot carry what the card proved across a page: the desk read counts as
+        // `card-read` strength, without evidence (PIN sign-in at the desk comes later).
+        evidence: None,
         station: "desk".into(),
         by: staff.actor(),
     })

@@ -15,8 +15,8 @@ use busloket_sync::catalogue::DocumentType;
 use busloket_sync::eligibility::{Decision, EligibilityQuery, decide};
 use busloket_sync::national_number::NationalNumber;
 use busloket_sync::record::{
-    Delivery, EligibilityOutcome, EventId, EventKind, NewEvent, NewRequest, Origin, Person,
-    RequestRecord, RequestView,
+    CardEvidence, Delivery, EligibilityOutcome, EventId, EventKind, NewEvent, NewRequest, Origin,
+    Person, RequestRecord, RequestView,
 };
 use busloket_sync::store::{RequestSummary, StoreError};
 use busloket_sync::terms::{
@@ -42,6 +42,8 @@ pub struct SubmitInput {
     pub language: Language,
     pub delivery: Delivery,
     pub purpose: Option<String>,
+    /// What reading the requester's card proved, when it was read.
+    pub evidence: Option<CardEvidence>,
     /// The kiosk station or the staff desk.
     pub station: String,
     /// Who submits: `kiosk:<station>` or `staff:<username>`.
@@ -190,6 +192,7 @@ pub async fn submit(
                     at: now,
                 },
                 queue_number,
+                evidence: input.evidence,
             };
             let mut record =
                 RequestRecord::create(&new, actor.clone(), new_event_id(now), &input.by)?;

@@ -109,6 +109,21 @@ pub struct NewRequest {
     pub origin: Origin,
     /// The number on the citizen's ticket.
     pub queue_number: u32,
+    /// What reading the requester's eID proved; `None` when the identity was typed in.
+    pub evidence: Option<CardEvidence>,
+}
+
+/// What a verified read of the requester's eID proved, carried by the request as evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardEvidence {
+    /// SHA-256 of the card's identity file, lowercase hex.
+    pub identity_file_sha256: String,
+    /// The card's applet version (`0x17`, `0x18`).
+    pub applet_version: u8,
+    /// The identity and address files verified under the national register's certificate.
+    pub register_signature_verified: bool,
+    /// Applet 1.8: the chip proved it holds the key the register named.
+    pub chip_verified: bool,
 }
 
 /// What the eligibility rules said.

@@ -2,17 +2,15 @@
 //! virtual card, and how many APDUs it needs. Run by `cargo xtask bench` (release build), which
 //! adds the figures to `target/bench/report.json`; prints them as JSON lines on stdout.
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
-use busloket_e2e::Pcscd;
+use anyhow::{Context, Result};
+use busloket_e2e::{Pcscd, VPCD_READER, expect_card_event, insert_virtual_card, pull_virtual_card};
 use busloket_hardware::eid::TrustAnchors;
 use busloket_hardware::{CardEvent, CardReaders, PcscReaders, demo_citizens};
-use busloket_virtual_eid::{CardSpec, DEFAULT_SEED, Profile, TestPki, insert, personalise};
+use busloket_virtual_eid::{CardSpec, DEFAULT_SEED, Profile, TestPki, personalise};
 use serde_json::json;
 
-const READER: &str = "Virtual PCD 00 00";
 const READS: usize = 30;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -30,26 +28,18 @@ async fn main() -> Result<()> {
             &CardSpec::demo_citizen(&citizen.card.national_number).context("card")?,
             &pki,
         )?;
-        let address = SocketAddr::from(([127, 0, 0, 1], busloket_virtual_eid::DEFAULT_VPCD_PORT));
-        let inserted =
-            tokio::task::spawn_blocking(move || insert(card, address, Duration::from_secs(10)))
-                .await??;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(remaining, events.recv()).await {
-                Ok(Ok(CardEvent::CardInserted { reader })) if reader == READER => break,
-                Ok(Ok(_)) => {}
-                _ => bail!("the card did not arrive in {READER}"),
-            }
-        }
+        let inserted = insert_virtual_card(card).await?;
+        let inserted_event = CardEvent::CardInserted {
+            reader: VPCD_READER.into(),
+        };
+        expect_card_event(&mut events, inserted_event).await?;
         let mut times = Vec::with_capacity(READS);
         for _ in 0..READS {
             let start = Instant::now();
-            readers.read_identity(READER).await?;
+            readers.read_identity(VPCD_READER).await?;
             times.push(start.elapsed().as_secs_f64() * 1000.0);
         }
-        let card = tokio::task::spawn_blocking(move || inserted.pull()).await??;
+        let card = pull_virtual_card(inserted).await?;
         let apdus = card.transcript().len() as f64 / READS as f64;
         times.sort_by(f64::total_cmp);
         let median = times[times.len() / 2];

@@ -5,56 +5,29 @@
 //! One pcscd per host: tests that start it have "pcscd" in their name, and nextest runs them one
 //! at a time (`.config/nextest.toml`).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use busloket_e2e::Pcscd;
+use busloket_e2e::{Pcscd, VPCD_READER, expect_card_event, insert_virtual_card, pull_virtual_card};
 use busloket_hardware::eid::TrustAnchors;
 use busloket_hardware::{CardError, CardEvent, CardReaders, PcscReaders, demo_citizens};
 use busloket_virtual_eid::{
-    CardSpec, DEFAULT_SEED, Forgery, InsertedCard, Profile, TestPki, VirtualCard, insert,
-    personalise,
+    CardSpec, DEFAULT_SEED, Forgery, InsertedCard, Profile, TestPki, VirtualCard, personalise,
 };
 use tokio::sync::broadcast;
 
-const READER: &str = "Virtual PCD 00 00";
-
-fn vpcd() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], busloket_virtual_eid::DEFAULT_VPCD_PORT))
-}
-
-/// Waits for an event the driver sends, at most ten seconds.
-async fn expect_event(
-    events: &mut broadcast::Receiver<CardEvent>,
-    wanted: CardEvent,
-) -> Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Ok(event)) if event == wanted => return Ok(()),
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => bail!("the card events stopped: {err}"),
-            Err(_) => bail!("no {wanted:?} within 10 s"),
-        }
-    }
-}
+const READER: &str = VPCD_READER;
 
 /// Plugs the card into vpcd and waits until the driver has seen it.
 async fn insert_card(
     card: VirtualCard,
     events: &mut broadcast::Receiver<CardEvent>,
 ) -> Result<InsertedCard> {
-    let inserted =
-        tokio::task::spawn_blocking(move || insert(card, vpcd(), Duration::from_secs(10)))
-            .await??;
-    expect_event(
-        events,
-        CardEvent::CardInserted {
-            reader: READER.into(),
-        },
-    )
-    .await?;
+    let inserted = insert_virtual_card(card).await?;
+    let inserted_event = CardEvent::CardInserted {
+        reader: READER.into(),
+    };
+    expect_card_event(events, inserted_event).await?;
     Ok(inserted)
 }
 
@@ -62,8 +35,8 @@ async fn pull_card(
     inserted: InsertedCard,
     events: &mut broadcast::Receiver<CardEvent>,
 ) -> Result<()> {
-    tokio::task::spawn_blocking(move || inserted.pull()).await??;
-    expect_event(
+    pull_virtual_card(inserted).await?;
+    expect_card_event(
         events,
         CardEvent::CardRemoved {
             reader: READER.into(),
@@ -179,7 +152,7 @@ async fn eid_cards_through_pcscd() -> Result<()> {
 
     // pcscd dies under the driver and comes back: the reader returns and reading works again.
     pcscd.kill_hard()?;
-    expect_event(
+    expect_card_event(
         &mut events,
         CardEvent::ReaderRemoved {
             reader: READER.into(),
@@ -188,7 +161,7 @@ async fn eid_cards_through_pcscd() -> Result<()> {
     .await?;
     drop(pcscd);
     let _pcscd = Pcscd::start()?;
-    expect_event(
+    expect_card_event(
         &mut events,
         CardEvent::ReaderAdded {
             reader: READER.into(),

@@ -1,13 +1,12 @@
 //! The kiosk with a real card reader: the node reads the virtual eID through pcscd, the page
 //! follows the card in and out, and the request is made for the citizen the card names.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use busloket_e2e::{Browser, Pcscd, TestNode};
+use busloket_e2e::{Browser, Pcscd, TestNode, VPCD_READER, insert_virtual_card, pull_virtual_card};
 use busloket_hardware::demo_citizens;
-use busloket_virtual_eid::{CardSpec, DEFAULT_SEED, Profile, TestPki, insert, personalise};
+use busloket_virtual_eid::{CardSpec, DEFAULT_SEED, Profile, TestPki, personalise};
 use fantoccini::Locator;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,7 +21,7 @@ async fn kiosk_reads_the_card_through_pcscd() -> Result<()> {
                 "[card_readers]\nkind = \"simulated\"",
                 "[card_readers]\nkind = \"pcsc\"\ntrust_anchors = [\"test-root.der\"]\nallow_test_roots = true",
             )
-            .replace("reader = \"Demo Reader 1\"", "reader = \"Virtual PCD 00 00\"")
+            .replace("reader = \"Demo Reader 1\"", &format!("reader = \"{VPCD_READER}\""))
             .replace("reader = \"Demo Desk Reader\"", "reader = \"Virtual PCD 00 01\""))
     })
     .await?;
@@ -48,10 +47,7 @@ async fn kiosk_reads_the_card_through_pcscd() -> Result<()> {
         &CardSpec::demo_citizen(&citizen.card.national_number).context("card")?,
         &pki,
     )?;
-    let address = SocketAddr::from(([127, 0, 0, 1], busloket_virtual_eid::DEFAULT_VPCD_PORT));
-    let inserted =
-        tokio::task::spawn_blocking(move || insert(card, address, Duration::from_secs(10)))
-            .await??;
+    let inserted = insert_virtual_card(card).await?;
     let for_whom = client
         .wait()
         .at_most(Duration::from_secs(15))
@@ -100,7 +96,38 @@ async fn kiosk_reads_the_card_through_pcscd() -> Result<()> {
         .await?;
     browser.screenshot("kiosk-eid-02-done").await?;
 
-    tokio::task::spawn_blocking(move || inserted.pull()).await??;
+    // The request carries what the card proved.
+    let token = node.sign_in().await?;
+    let today: Vec<serde_json::Value> = node
+        .http
+        .get(node.url("/api/v1/requests"))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = today
+        .first()
+        .and_then(|entry| entry["id"].as_str())
+        .context("the request is listed")?;
+    let view: serde_json::Value = node
+        .http
+        .get(node.url(&format!("/api/v1/requests/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let evidence = &view["evidence"];
+    assert_eq!(evidence["applet_version"], 0x18, "{view}");
+    assert_eq!(evidence["register_signature_verified"], true);
+    assert_eq!(evidence["chip_verified"], true);
+    assert_eq!(
+        evidence["identity_file_sha256"].as_str().map(str::len),
+        Some(64)
+    );
+
+    pull_virtual_card(inserted).await?;
     client
         .wait()
         .at_most(Duration::from_secs(15))

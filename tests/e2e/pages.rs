@@ -32,8 +32,17 @@ async fn wait_for(client: &Client, css: &str) -> Result<fantoccini::elements::El
     }
 }
 
+/// The screen's title. The page may be redrawn between finding it and reading it (the kiosk
+/// follows server-sent events), so a stale element is looked up again.
 async fn heading(client: &Client) -> Result<String> {
-    Ok(wait_for(client, "main h1").await?.text().await?)
+    let mut last_error = None;
+    for _ in 0..5 {
+        match wait_for(client, "main h1").await?.text().await {
+            Ok(text) => return Ok(text),
+            Err(err) => last_error = Some(err),
+        }
+    }
+    bail!("cannot read the title: {last_error:?}")
 }
 
 /// Clicks the button whose visible text contains `text`.

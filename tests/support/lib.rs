@@ -352,3 +352,42 @@ impl Drop for Pcscd {
         }
     }
 }
+
+/// The first reader of pcscd's vpcd driver, where the virtual card goes.
+pub const VPCD_READER: &str = "Virtual PCD 00 00";
+
+/// Plugs a virtual card into vpcd's first reader (the card is served on its own thread).
+pub async fn insert_virtual_card(
+    card: busloket_virtual_eid::VirtualCard,
+) -> Result<busloket_virtual_eid::InsertedCard> {
+    let address =
+        std::net::SocketAddr::from(([127, 0, 0, 1], busloket_virtual_eid::DEFAULT_VPCD_PORT));
+    let inserted = tokio::task::spawn_blocking(move || {
+        busloket_virtual_eid::insert(card, address, Duration::from_secs(10))
+    })
+    .await??;
+    Ok(inserted)
+}
+
+/// Pulls the virtual card out of its reader and gives it back.
+pub async fn pull_virtual_card(
+    inserted: busloket_virtual_eid::InsertedCard,
+) -> Result<busloket_virtual_eid::VirtualCard> {
+    Ok(tokio::task::spawn_blocking(move || inserted.pull()).await??)
+}
+
+/// Waits at most ten seconds for a card event.
+pub async fn expect_card_event(
+    events: &mut tokio::sync::broadcast::Receiver<busloket_hardware::CardEvent>,
+    wanted: busloket_hardware::CardEvent,
+) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(event)) if event == wanted => return Ok(()),
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => bail!("the card events stopped: {err}"),
+            Err(_) => bail!("no {wanted:?} within 10 s"),
+        }
+    }
+}

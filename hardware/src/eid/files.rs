@@ -164,6 +164,7 @@ impl IdentityFile {
             address,
             photo_jpeg,
             demo: false,
+            evidence: None,
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use busloket_sync::record::{Delivery, Person};
+use busloket_sync::record::{CardEvidence, Delivery, Person};
 use busloket_sync::terms::{AuthStrength, DocumentCode, Language, Relation};
 use tokio::time::Instant;
 
@@ -34,6 +34,8 @@ pub struct Citizen {
     pub person: Person,
     pub first_name: String,
     pub authentication: AuthStrength,
+    /// What reading the card proved (real cards only).
+    pub evidence: Option<CardEvidence>,
 }
 
 /// For whom the document is.
@@ -237,6 +239,7 @@ mod tests {
             person: person.clone(),
             first_name: "Demo".into(),
             authentication: AuthStrength::CardRead,
+            evidence: None,
         }));
         assert_eq!(step(&session, never), Step::ForWhom);
         session.subject = Some(Subject {

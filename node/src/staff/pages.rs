@@ -380,6 +380,15 @@ fn request_details(state: &AppState, tr: Tr<'_>, view: &RequestView, done: Optio
                 @if fields.delivery.method == DeliveryMethod::Email { (tr.t("kiosk-delivery-email")) ": " (fields.delivery.email.as_deref().unwrap_or_default()) }
                 @else { (tr.t("kiosk-delivery-print")) }
             }
+            dt { (tr.t("staff-evidence")) } dd {
+                @match &fields.evidence {
+                    Some(evidence) => {
+                        (tr.t_with("staff-evidence-card", &[("applet", &format!("{:x}.{:x}", evidence.applet_version >> 4, evidence.applet_version & 0x0f))]))
+                        @if evidence.chip_verified { "; " (tr.t("staff-evidence-chip")) }
+                    },
+                    None => (tr.t("staff-evidence-none")),
+                }
+            }
             dt { (tr.t("staff-reference")) } dd { code { (fields.id) } }
         }
         h2 { (tr.t("staff-history")) }

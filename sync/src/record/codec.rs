@@ -7,6 +7,9 @@
 //! - maps `subject` and `requester` (`national_number` as 11 digits, `name`), `delivery`
 //!   (`method`, `email` absent when none), `origin` (`device`, `station`, `stop` absent when none,
 //!   `at` timestamp);
+//! - map `evidence`, absent when the identity was not read from a card: `identity_file_sha256`
+//!   (hex string), `applet_version` (uint), `register_signature_verified`, `chip_verified`
+//!   (booleans). Optional, so records written before it existed read the same (no schema bump);
 //! - `events`: a list of maps `id`, `at` (timestamp), `by`, `device`, `kind` (the kind's code),
 //!   the kind's own fields (`outcome`, `reason`, `document_id`, `printer`, `to`, `note`, `kept`
 //!   as a list of ids) and `seen` (a list of event ids, sorted).
@@ -24,8 +27,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{
-    Delivery, EligibilityOutcome, Event, EventId, EventKind, FieldConflict, NewRequest, Origin,
-    Person, RecordError, SCHEMA_VERSION,
+    CardEvidence, Delivery, EligibilityOutcome, Event, EventId, EventKind, FieldConflict,
+    NewRequest, Origin, Person, RecordError, SCHEMA_VERSION,
 };
 use crate::national_number::NationalNumber;
 
@@ -67,6 +70,21 @@ pub(super) fn write_request(
         ScalarValue::Timestamp(new.origin.at.timestamp_millis()),
     )?;
     doc.put(ROOT, "queue_number", u64::from(new.queue_number))?;
+    if let Some(evidence) = &new.evidence {
+        let map = doc.put_object(ROOT, "evidence", ObjType::Map)?;
+        doc.put(
+            &map,
+            "identity_file_sha256",
+            evidence.identity_file_sha256.as_str(),
+        )?;
+        doc.put(&map, "applet_version", u64::from(evidence.applet_version))?;
+        doc.put(
+            &map,
+            "register_signature_verified",
+            evidence.register_signature_verified,
+        )?;
+        doc.put(&map, "chip_verified", evidence.chip_verified)?;
+    }
     doc.put_object(ROOT, "events", ObjType::List)
 }
 
@@ -156,6 +174,7 @@ pub(super) fn read_fields(doc: &AutoCommit) -> Result<ReadFields, RecordError> {
         purpose: field(doc, "purpose", parse_text, c)?,
         origin: required(doc, "origin", parse_origin, c)?,
         queue_number: required(doc, "queue_number", parse_queue_number, c)?,
+        evidence: field(doc, "evidence", parse_evidence, c)?,
     };
     Ok(ReadFields {
         schema,
@@ -300,6 +319,42 @@ fn parse_delivery(doc: &AutoCommit, value: &Value<'_>, obj: &ObjId) -> Result<De
     Ok(Delivery {
         method: required_text(doc, map, "method")?,
         email: text_member(doc, map, "email")?,
+    })
+}
+
+fn parse_evidence(
+    doc: &AutoCommit,
+    value: &Value<'_>,
+    obj: &ObjId,
+) -> Result<CardEvidence, String> {
+    let map = as_map(value, obj)?;
+    let flag = |key: &str| {
+        member(doc, map, key, |value| match value.as_scalar() {
+            Some(ScalarValue::Boolean(flag)) => Ok(*flag),
+            _ => Err(format!("expected a boolean, found {value}")),
+        })?
+        .ok_or_else(|| format!("`{key}` is missing"))
+    };
+    let hash: String = required_text(doc, map, "identity_file_sha256")?;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "`identity_file_sha256` is not a SHA-256 in hex: {hash:?}"
+        ));
+    }
+    let applet_version = member(doc, map, "applet_version", |value| {
+        match value.as_scalar() {
+            Some(ScalarValue::Uint(number)) => {
+                u8::try_from(*number).map_err(|_| format!("{number} is too large"))
+            }
+            _ => Err(format!("expected a whole number, found {value}")),
+        }
+    })?
+    .ok_or("`applet_version` is missing")?;
+    Ok(CardEvidence {
+        identity_file_sha256: hash,
+        applet_version,
+        register_signature_verified: flag("register_signature_verified")?,
+        chip_verified: flag("chip_verified")?,
     })
 }
 

@@ -3,7 +3,7 @@
 //! checks `load` makes.
 
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ROOT};
+use automerge::{AutoCommit, ROOT, ReadDoc};
 use busloket_sync::record::{
     ConflictKind, EligibilityOutcome, EventKind, RecordError, RequestRecord, SCHEMA_VERSION, Status,
 };
@@ -328,4 +328,26 @@ fn load_checks_the_schema_and_the_fields() {
         RequestRecord::load(b"not automerge"),
         Err(RecordError::Automerge(_))
     ));
+}
+
+#[test]
+fn card_evidence_is_kept_and_checked() {
+    let with_card = created(1);
+    let evidence = with_card
+        .view()
+        .unwrap()
+        .fields
+        .evidence
+        .expect("request 1 was made with a card");
+    assert_eq!(evidence.applet_version, 0x18);
+    assert!(evidence.chip_verified && evidence.register_signature_verified);
+    assert_eq!(created(2).view().unwrap().fields.evidence, None);
+
+    let mut reloaded = RequestRecord::load(&created(1).save()).unwrap();
+    assert_eq!(reloaded.view().unwrap().fields.evidence, Some(evidence));
+    let mut doc = AutoCommit::load(&reloaded.save()).unwrap();
+    let (_, map) = doc.get(ROOT, "evidence").unwrap().unwrap();
+    doc.put(&map, "identity_file_sha256", "not a hash").unwrap();
+    let error = RequestRecord::load(&doc.save()).err().unwrap();
+    assert!(error.to_string().contains("evidence"), "{error}");
 }

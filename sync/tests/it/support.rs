@@ -6,7 +6,9 @@ use std::path::Path;
 use automerge::ActorId;
 use busloket_sync::at_rest::AtRestKey;
 use busloket_sync::national_number::NationalNumber;
-use busloket_sync::record::{Delivery, EventId, EventKind, NewEvent, NewRequest, Origin, Person};
+use busloket_sync::record::{
+    CardEvidence, Delivery, EventId, EventKind, NewEvent, NewRequest, Origin, Person,
+};
 use busloket_sync::terms::{
     AuthStrength, Channel, DeliveryMethod, DeviceId, Language, Relation, RequestId,
 };
@@ -69,6 +71,13 @@ pub fn new_request(n: u32) -> NewRequest {
             at: time(i64::from(n) * 60),
         },
         queue_number: n + 1,
+        // Odd requests were made with a card read, even ones with a typed identity.
+        evidence: (n % 2 == 1).then(|| CardEvidence {
+            identity_file_sha256: "ab".repeat(32),
+            applet_version: 0x18,
+            register_signature_verified: true,
+            chip_verified: true,
+        }),
     }
 }
 
