@@ -250,7 +250,10 @@ pub async fn print_ticket(
         Ok(Some(view)) => view,
         Ok(None) | Err(_) => {
             tracing::error!(request = %id, "cannot load a request to print its ticket");
-            return Ok(());
+            return Err(PrintError::InvalidDocument {
+                printer: state.receipt_printer.name().to_owned(),
+                reason: format!("request {id} could not be loaded"),
+            });
         }
     };
     let receipt = ticket(state, &view);

@@ -150,6 +150,7 @@ staff-cancel = Antrag annullieren
 staff-done-printed = Das Ticket wurde gedruckt.
 staff-done-cancelled = Der Antrag ist annulliert.
 staff-done-print-failed = Das Ticket konnte nicht gedruckt werden: Prüfen Sie den Drucker.
+staff-action-failed = Das konnte nicht ausgeführt werden; der Fehler ist protokolliert.
 
 ## Status, Beziehungen, Kanäle, Ereignisse
 status-submitted = eingereicht

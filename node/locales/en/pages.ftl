@@ -150,6 +150,7 @@ staff-cancel = Cancel the request
 staff-done-printed = The ticket was printed.
 staff-done-cancelled = The request is cancelled.
 staff-done-print-failed = The ticket could not be printed: check the printer.
+staff-action-failed = This could not be done; the error is logged.
 
 ## Statuses, relations, channels, events
 status-submitted = submitted

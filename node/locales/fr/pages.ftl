@@ -150,6 +150,7 @@ staff-cancel = Annuler la demande
 staff-done-printed = Le ticket a été imprimé.
 staff-done-cancelled = La demande est annulée.
 staff-done-print-failed = Le ticket n'a pas pu être imprimé : vérifiez l'imprimante.
+staff-action-failed = Cette action n'a pas pu être effectuée ; l'erreur est enregistrée.
 
 ## Statuts, liens, canaux, événements
 status-submitted = introduite

@@ -150,6 +150,7 @@ staff-cancel = Aanvraag annuleren
 staff-done-printed = Het ticket is afgedrukt.
 staff-done-cancelled = De aanvraag is geannuleerd.
 staff-done-print-failed = Het ticket kon niet afgedrukt worden: kijk de printer na.
+staff-action-failed = Dit kon niet uitgevoerd worden; de fout is gelogd.
 
 ## Statussen, banden, kanalen, gebeurtenissen
 status-submitted = ingediend

@@ -360,14 +360,8 @@ fn request_details(state: &AppState, tr: Tr<'_>, view: &RequestView, done: Optio
     let fields = &view.fields;
     html! {
         h1 { (tr.t_with("staff-request-title", &[("number", &fields.queue_number.to_string())])) }
-        @if let Some(done) = done {
-            @let (class, key) = match done {
-                "printed" => ("notice", "staff-done-printed".to_owned()),
-                "cancelled" => ("notice", "staff-done-cancelled".to_owned()),
-                "print-failed" => ("problem", "staff-done-print-failed".to_owned()),
-                other => ("problem", other.to_owned()),
-            };
-            p.message.(class) role="status" { (tr.t(&key)) }
+        @if let Some((class, key)) = done.and_then(done_message) {
+            p.message.(class) role="status" { (tr.t(key)) }
         }
         dl.summary {
             dt { (tr.t("staff-col-status")) } dd { span.status { (tr.t(&format!("status-{}", view.status.code()))) } }
@@ -417,6 +411,21 @@ fn request_details(state: &AppState, tr: Tr<'_>, view: &RequestView, done: Optio
             }
         }
     }
+}
+
+/// The message for the `done` flag an action redirects with; unknown flags show nothing.
+fn done_message(done: &str) -> Option<(&'static str, &'static str)> {
+    let message = match done {
+        "printed" => ("notice", "staff-done-printed"),
+        "cancelled" => ("notice", "staff-done-cancelled"),
+        "print-failed" => ("problem", "staff-done-print-failed"),
+        "error-reason-required" => ("problem", "error-reason-required"),
+        "error-already-finished" => ("problem", "error-already-finished"),
+        "error-unknown-request" => ("problem", "error-unknown-request"),
+        other if other.starts_with("error-") => ("problem", "staff-action-failed"),
+        _ => return None,
+    };
+    Some(message)
 }
 
 fn event_text(tr: Tr<'_>, kind: &EventKind) -> String {
