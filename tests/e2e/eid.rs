@@ -1,5 +1,6 @@
 //! Belgian eID cards through the real pcscd: the virtual card (applet 1.7 and 1.8) plugs into
-//! vpcd, the PC/SC driver sees it arrive, reads and verifies it; forged cards are refused with
+//! vpcd, the PC/SC driver sees it arrive, reads and verifies it — every demo citizen, kids and
+//! foreigner cards, long names and accents included; forged cards are refused with
 //! the reason; pcscd killed under the driver comes back and reading works again.
 //!
 //! One pcscd per host: tests that start it have "pcscd" in their name, and nextest runs them one
@@ -101,6 +102,49 @@ async fn eid_cards_through_pcscd() -> Result<()> {
         );
         pull_card(inserted, &mut events).await?;
     }
+
+    // Every demo citizen's card, on both generations: a Kids-ID without authentication
+    // certificate, a foreigner card, accents, a German card, a name longer than 255 bytes.
+    // Applet 1.7 cards need RSA keys made per card (slow in a debug build): two of them suffice
+    // next to every citizen on 1.8.
+    let on_17 = |c: &&busloket_hardware::DemoCitizen| {
+        !matches!(c.card.document_type, busloket_hardware::DocumentType::Eid)
+    };
+    for pki in [&pki_18, &pki_17] {
+        for citizen in citizens
+            .iter()
+            .filter(|c| pki.profile() == Profile::Applet18 || on_17(c))
+        {
+            let spec =
+                CardSpec::demo_citizen(&citizen.card.national_number).context("a demo card")?;
+            let inserted = insert_card(personalise(&spec, pki)?, &mut events).await?;
+            let identity = readers.read_identity(READER).await.with_context(|| {
+                format!("{} on {:?}", citizen.card.display_name(), pki.profile())
+            })?;
+            assert_eq!(identity.national_number, citizen.card.national_number);
+            assert_eq!(identity.first_names, citizen.card.first_names);
+            assert_eq!(identity.surname, citizen.card.surname);
+            assert_eq!(identity.document_type, citizen.card.document_type);
+            assert_eq!(identity.birth_date, citizen.card.birth_date);
+            assert_eq!(identity.address, citizen.card.address);
+            pull_card(inserted, &mut events).await?;
+        }
+    }
+    // A surname longer than 255 bytes, with accents: the TLV length runs over two bytes.
+    let mut long_name = tom.card.clone();
+    long_name.surname = "Van den Élst-Ölçer de Sainte-Thérèse "
+        .repeat(8)
+        .trim_end()
+        .to_owned();
+    assert!(long_name.surname.len() > 255);
+    let inserted = insert_card(
+        personalise(&CardSpec::new(long_name.clone()), &pki_18)?,
+        &mut events,
+    )
+    .await?;
+    let identity = readers.read_identity(READER).await?;
+    assert_eq!(identity.surname, long_name.surname);
+    pull_card(inserted, &mut events).await?;
 
     // Forged cards are refused, each for its own reason.
     let forgeries = [
