@@ -180,6 +180,7 @@ fn monitor_readers(shared: &Shared) {
             }
             Err(err) => {
                 tracing::debug!("pcscd not reachable: {err}");
+                // Nothing announces that pcscd is back: try again after a growing pause.
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }

@@ -114,6 +114,8 @@ pub struct NewRequest {
 }
 
 /// What a verified read of the requester's eID proved, carried by the request as evidence.
+/// The same facts as `busloket_hardware::CardEvidence`, kept apart on purpose: `sync` never
+/// depends on `hardware`; the node converts one into the other.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardEvidence {
     /// SHA-256 of the card's identity file, lowercase hex.

@@ -127,26 +127,6 @@ impl TestNode {
         Ok(())
     }
 
-    /// SIGTERM and wait for the graceful stop.
-    pub fn stop(&mut self) -> Result<std::process::ExitStatus> {
-        let mut child = self.child.take().context("the node is not running")?;
-        let status = Command::new("kill").arg(child.id().to_string()).status()?;
-        if !status.success() {
-            bail!("kill failed: {status}");
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok(status);
-            }
-            if Instant::now() > deadline {
-                child.kill()?;
-                bail!("the node did not stop within 20 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// Signs in as the demo clerk through the API; the bearer token.
     pub async fn sign_in(&self) -> Result<String> {
         let answer: Value = self
@@ -213,10 +193,23 @@ impl Browser {
         let port = free_port()?;
         let mut driver = Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .context("cannot start chromedriver")?;
+        // chromedriver says on stdout when it listens: wait for that line rather than retrying.
+        let stdout = driver.stdout.take().context("no stdout")?;
+        let ready = tokio::task::spawn_blocking(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .any(|line| line.contains("started successfully"))
+        });
+        let started = tokio::time::timeout(Duration::from_secs(20), ready).await;
+        if !matches!(started, Ok(Ok(true))) {
+            let _ = driver.kill();
+            bail!("chromedriver did not start within 20 s");
+        }
         let profile = tempfile::tempdir()?;
         let capabilities = json!({
             "goog:chromeOptions": {
@@ -230,27 +223,15 @@ impl Browser {
                 ]
             }
         });
-        let capabilities = match capabilities {
-            Value::Object(map) => map,
-            _ => unreachable!("a JSON object"),
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!("a JSON object")
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let client = loop {
-            let attempt = fantoccini::ClientBuilder::new(
-                hyper_util::client::legacy::connect::HttpConnector::new(),
-            )
-            .capabilities(capabilities.clone())
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = fantoccini::ClientBuilder::new(connector)
+            .capabilities(capabilities)
             .connect(&format!("http://127.0.0.1:{port}"))
-            .await;
-            match attempt {
-                Ok(client) => break client,
-                Err(err) if Instant::now() > deadline => {
-                    let _ = driver.kill();
-                    bail!("cannot start a Chromium session through chromedriver: {err}");
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        };
+            .await
+            .context("cannot start a Chromium session through chromedriver")?;
         Ok(Browser {
             client,
             driver,
@@ -320,6 +301,7 @@ impl Pcscd {
             .spawn()
             .context("cannot start pcscd")?;
         let pcscd = Pcscd { child };
+        // pcscd has no readiness notification outside systemd: its socket appearing is the sign.
         let socket = Path::new(PCSCD_DIR).join("pcscd.comm");
         let deadline = Instant::now() + Duration::from_secs(10);
         while !socket.exists() {

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{cargo, run, workspace_root};
+use crate::{run, workspace_root};
 
 pub const DEMO_USER: &str = "demo";
 pub const DEMO_PASSWORD: &str = "bus-demo-2026";
@@ -33,14 +33,7 @@ pub fn run_demo(args: &[String]) -> Result<()> {
         }
     }
     let root = workspace_root();
-    run(cargo(&root).args([
-        "build",
-        "--package",
-        "busloket-node",
-        "--package",
-        "busloket-provisioning",
-        "--bins",
-    ]))?;
+    crate::build_binaries(&root, false)?;
     let dir = root.join("target/demo");
     if fresh && dir.exists() {
         std::fs::remove_dir_all(&dir)

@@ -63,14 +63,7 @@ fn test(extra: &[String]) -> Result<()> {
         "warnings",
     ]))?;
     // The end-to-end tests start the binaries; build them with the same profile first.
-    run(cargo(&root).args([
-        "build",
-        "--package",
-        "busloket-node",
-        "--package",
-        "busloket-provisioning",
-        "--bins",
-    ]))?;
+    build_binaries(&root, false)?;
     run(cargo(&root)
         .args(["nextest", "run", "--workspace", "--no-fail-fast"])
         .args(extra)
@@ -83,6 +76,23 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask lives inside the workspace")
         .to_path_buf()
+}
+
+/// Builds `busloket-node` and `busloket-provision` (debug, or release for the benchmark).
+fn build_binaries(root: &Path, release: bool) -> Result<()> {
+    let mut command = cargo(root);
+    command.args([
+        "build",
+        "--package",
+        "busloket-node",
+        "--package",
+        "busloket-provisioning",
+        "--bins",
+    ]);
+    if release {
+        command.arg("--release");
+    }
+    run(&mut command)
 }
 
 fn cargo(root: &Path) -> Command {
