@@ -14,7 +14,9 @@ use chrono::NaiveDate;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-pub use sim::{DEFAULT_READ_DELAY, SimCardReaders};
+use crate::eid::Pin;
+
+pub use sim::{DEFAULT_READ_DELAY, DEMO_PIN, SimCardReaders};
 
 /// The identity and address files of an eID card, as read (and, for real cards, verified).
 ///
@@ -223,6 +225,15 @@ pub enum CardError {
     /// register, a photo that is not the card's, a chip that did not prove it is genuine.
     #[error("the card in reader {reader:?} cannot be trusted: {reason}")]
     NotTrusted { reader: String, reason: String },
+    /// The PIN was wrong; the card allows `tries_left` more tries before it blocks.
+    #[error("wrong PIN for the card in reader {reader:?}: {tries_left} tries left")]
+    WrongPin { reader: String, tries_left: u8 },
+    /// The PIN is blocked: only the town hall can unblock it (with the PUK letter).
+    #[error("the PIN of the card in reader {reader:?} is blocked")]
+    PinBlocked { reader: String },
+    /// The card has no authentication key (Kids-ID cards of children under 12 have none).
+    #[error("the card in reader {reader:?} cannot sign: it has no authentication certificate")]
+    CannotSign { reader: String },
     /// Only the simulator gives this: no demo citizen has that national number.
     #[error("no demo citizen has the national number {masked}")]
     UnknownDemoCitizen { masked: String },
@@ -240,4 +251,92 @@ pub trait CardReaders: Send + Sync + 'static {
 
     /// Reads the identity and address of the card in `reader`.
     fn read_identity(&self, reader: &str) -> BoxFuture<'_, Result<CardIdentity, CardError>>;
+
+    /// Proves the holder of the card in `reader` is present: the card's authentication key
+    /// signs a digest of `request.statement` once the PIN is verified, and the signature and the
+    /// certificate are checked before this returns. A wrong PIN is [`CardError::WrongPin`] with
+    /// the tries left; a card without authentication key is [`CardError::CannotSign`] and costs
+    /// no PIN try.
+    fn authenticate_holder(
+        &self,
+        reader: &str,
+        request: HolderRequest,
+    ) -> BoxFuture<'_, Result<HolderSignature, CardError>>;
+}
+
+/// What to sign with the holder's PIN.
+#[derive(Debug, Clone)]
+pub struct HolderRequest {
+    pub pin: Pin,
+    /// The bytes the card signs a digest of (SHA-256 on applet 1.7, SHA-384 on 1.8): a request
+    /// statement or a sign-in challenge, bound to a fresh nonce by the caller.
+    pub statement: Vec<u8>,
+    /// The national number the card must belong to (the citizen identified earlier); `None`
+    /// when the card itself says who signs in (a clerk's sign-in).
+    pub expected_national_number: Option<String>,
+}
+
+/// The card's authentication signature, verified: the certificate chains to a trust anchor,
+/// belongs to `national_number` and its key signed the statement's digest.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HolderSignature {
+    /// The national number in the authentication certificate.
+    pub national_number: String,
+    pub algorithm: HolderAlgorithm,
+    /// As the card answered: RSA the 256-byte signature, ECDSA `r‖s`. Empty for demo cards.
+    pub signature: Vec<u8>,
+    /// The authentication certificate (DER). Empty for demo cards.
+    pub certificate_der: Vec<u8>,
+    /// True when the simulator "signed": a demo card has no keys, and nothing it signs is
+    /// evidence.
+    pub demo: bool,
+}
+
+impl fmt::Debug for HolderSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HolderSignature")
+            .field(
+                "national_number",
+                &mask_national_number(&self.national_number),
+            )
+            .field("algorithm", &self.algorithm)
+            .field(
+                "signature",
+                &format_args!("<{} bytes>", self.signature.len()),
+            )
+            .field(
+                "certificate_der",
+                &format_args!("<{} bytes>", self.certificate_der.len()),
+            )
+            .field("demo", &self.demo)
+            .finish()
+    }
+}
+
+/// How the card signed: the digest of the statement and the signature scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HolderAlgorithm {
+    /// Applet 1.7: SHA-256 digest, RSA PKCS#1 v1.5.
+    RsaPkcs1Sha256,
+    /// Applet 1.8: SHA-384 digest, ECDSA P-384, `r‖s`.
+    EcdsaP384Sha384,
+}
+
+impl HolderAlgorithm {
+    /// The stable name a request record stores.
+    pub fn code(self) -> &'static str {
+        match self {
+            HolderAlgorithm::RsaPkcs1Sha256 => "rsa-pkcs1-sha256",
+            HolderAlgorithm::EcdsaP384Sha384 => "ecdsa-p384-sha384",
+        }
+    }
+
+    /// The digest of `statement` this algorithm signs.
+    pub fn digest(self, statement: &[u8]) -> Vec<u8> {
+        use sha2::Digest;
+        match self {
+            HolderAlgorithm::RsaPkcs1Sha256 => sha2::Sha256::digest(statement).to_vec(),
+            HolderAlgorithm::EcdsaP384Sha384 => sha2::Sha384::digest(statement).to_vec(),
+        }
+    }
 }

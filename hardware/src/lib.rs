@@ -32,7 +32,7 @@ pub mod receipt;
 
 pub use card::{
     Address, CardError, CardEvent, CardEvidence, CardIdentity, CardReaders, DocumentType,
-    ReaderState, Sex, SimCardReaders,
+    HolderAlgorithm, HolderRequest, HolderSignature, ReaderState, Sex, SimCardReaders,
 };
 pub use demo::{DemoCitizen, DemoRole, demo_avatar_svg, demo_citizens};
 pub use gps::{GpsFix, GpsState, PositionSource, SimGps};

@@ -6,7 +6,8 @@
 //! each identity read runs on a blocking thread with a fresh context, connects, reads and
 //! verifies everything (`crate::eid`), and disconnects with a reset so no state is left on the
 //! card for the next program. A card pulled mid-read is [`CardError::CardRemoved`], never a
-//! half-read identity.
+//! half-read identity. Holder authentication (PIN, then the authentication key's signature) is
+//! in [`holder`], on the same terms: its own thread and context, a transaction, a reset at the end.
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
@@ -20,8 +21,11 @@ use pcsc::{Context, Disposition, Protocols, ReaderState, Scope, ShareMode, State
 use rand::RngCore;
 use tokio::sync::broadcast;
 
+mod holder;
+
 use crate::card::{
-    CardError, CardEvent, CardEvidence, CardIdentity, CardReaders, ReaderState as Reader,
+    CardError, CardEvent, CardEvidence, CardIdentity, CardReaders, HolderRequest, HolderSignature,
+    ReaderState as Reader,
 };
 use crate::eid::{
     CardSession, FilePath, SessionError, Transmit, TransmitError, TrustAnchors, VerifyError,
@@ -102,6 +106,29 @@ impl CardReaders for PcscReaders {
                     reader,
                     reason: format!("the reading thread failed: {err}"),
                 })?
+        })
+    }
+
+    fn authenticate_holder(
+        &self,
+        reader: &str,
+        request: HolderRequest,
+    ) -> BoxFuture<'_, Result<HolderSignature, CardError>> {
+        let reader = reader.to_owned();
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            if !shared.lock().contains_key(&reader) {
+                return Err(CardError::UnknownReader { reader });
+            }
+            let blocking_reader = reader.clone();
+            tokio::task::spawn_blocking(move || {
+                holder::authenticate(&blocking_reader, &request, &shared.anchors)
+            })
+            .await
+            .map_err(|err| CardError::Unreadable {
+                reader,
+                reason: format!("the signing thread failed: {err}"),
+            })?
         })
     }
 }
@@ -276,13 +303,7 @@ fn read_verified(reader: &str, anchors: &TrustAnchors) -> Result<CardIdentity, C
     let read = match card.transaction() {
         // Exclusive for the whole read, so no other program's commands interleave with ours.
         Ok(transaction) => read_files(&transaction),
-        Err(err) => Err(SessionError::Transmit(match err {
-            pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard => TransmitError::CardRemoved,
-            pcsc::Error::ResetCard => TransmitError::CardReset,
-            other => TransmitError::Reader {
-                source: Box::new(other),
-            },
-        })),
+        Err(err) => Err(SessionError::Transmit(transaction_error(err))),
     };
     // A reset leaves nothing of this session on the card (no PIN state, no selected file).
     if let Err((_, err)) = card.disconnect(Disposition::ResetCard) {
@@ -332,6 +353,17 @@ fn read_files(card: &pcsc::Card) -> Result<ReadCard, SessionError> {
         chip,
         applet_version: card_data.applet_version,
     })
+}
+
+/// Why a transaction on a connected card could not begin.
+fn transaction_error(err: pcsc::Error) -> TransmitError {
+    match err {
+        pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard => TransmitError::CardRemoved,
+        pcsc::Error::ResetCard => TransmitError::CardReset,
+        other => TransmitError::Reader {
+            source: Box::new(other),
+        },
+    }
 }
 
 fn connect_error(reader: &str, err: pcsc::Error) -> CardError {

@@ -11,8 +11,18 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::sync::broadcast;
 
-use super::{CardError, CardEvent, CardIdentity, CardReaders, ReaderState, mask_national_number};
+use super::{
+    CardError, CardEvent, CardIdentity, CardReaders, DocumentType, HolderAlgorithm, HolderRequest,
+    HolderSignature, ReaderState, mask_national_number,
+};
 use crate::demo::DemoCitizen;
+use crate::eid::Pin;
+
+/// The PIN of every demo card.
+pub const DEMO_PIN: &str = "1234";
+
+/// Wrong PINs a card accepts before it blocks, as on a real eID.
+const PIN_TRIES: u8 = 3;
 
 /// How long a simulated read takes unless [`SimCardReaders::with_read_delay`] says otherwise.
 pub const DEFAULT_READ_DELAY: Duration = Duration::from_millis(10);
@@ -35,6 +45,8 @@ struct State {
     /// the same one, went in before the read finished).
     insertions: u64,
     service_down: Option<String>,
+    /// PIN tries left per card (national number), kept across insertions as a chip keeps them.
+    pin_tries: HashMap<String, u8>,
 }
 
 struct Reader {
@@ -77,6 +89,7 @@ impl SimCardReaders {
                 readers,
                 insertions: 0,
                 service_down: None,
+                pin_tries: HashMap::new(),
             }),
         }
     }
@@ -231,6 +244,57 @@ impl SimCardReaders {
         }
     }
 
+    /// How many PIN tries the demo card with this national number has left.
+    pub fn pin_tries_left(&self, national_number: &str) -> u8 {
+        self.lock()
+            .pin_tries
+            .get(national_number)
+            .copied()
+            .unwrap_or(PIN_TRIES)
+    }
+
+    /// Waits the read delay and checks the card that was in the reader is still there.
+    async fn still_inserted(&self, reader: &str, insertion: u64) -> Result<(), CardError> {
+        tokio::time::sleep(self.read_delay).await;
+        match self.current_card(reader) {
+            Ok((now, _)) if now == insertion => Ok(()),
+            Ok(_) | Err(CardError::NoCard { .. } | CardError::UnknownReader { .. }) => {
+                Err(CardError::CardRemoved {
+                    reader: reader.to_owned(),
+                })
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Checks the PIN as a card would: a right one resets the counter, a wrong one spends a try.
+    fn verify_pin(&self, reader: &str, national_number: &str, pin: &Pin) -> Result<(), CardError> {
+        let mut state = self.lock();
+        let tries = state
+            .pin_tries
+            .entry(national_number.to_owned())
+            .or_insert(PIN_TRIES);
+        if *tries == 0 {
+            return Err(CardError::PinBlocked {
+                reader: reader.to_owned(),
+            });
+        }
+        if *pin == Pin::new(DEMO_PIN).expect("the demo PIN is a valid PIN") {
+            *tries = PIN_TRIES;
+            return Ok(());
+        }
+        *tries -= 1;
+        match *tries {
+            0 => Err(CardError::PinBlocked {
+                reader: reader.to_owned(),
+            }),
+            tries_left => Err(CardError::WrongPin {
+                reader: reader.to_owned(),
+                tries_left,
+            }),
+        }
+    }
+
     fn send(&self, event: CardEvent) {
         // An error only means that nobody listens right now; the state is still right.
         let _ = self.events.send(event);
@@ -278,19 +342,49 @@ impl CardReaders for SimCardReaders {
         let reader = reader.to_owned();
         Box::pin(async move {
             let (insertion, card) = self.current_card(&reader)?;
-            tokio::time::sleep(self.read_delay).await;
             // Whatever is in the reader now must be the very card we started with.
-            match self.current_card(&reader) {
-                Ok((now, _)) if now == insertion => {}
-                Ok(_) | Err(CardError::NoCard { .. } | CardError::UnknownReader { .. }) => {
-                    return Err(CardError::CardRemoved { reader });
-                }
-                Err(other) => return Err(other),
-            }
+            self.still_inserted(&reader, insertion).await?;
             match card {
                 SimCard::Citizen(card) => Ok(*card),
                 SimCard::Unreadable(reason) => Err(CardError::Unreadable { reader, reason }),
             }
+        })
+    }
+
+    fn authenticate_holder(
+        &self,
+        reader: &str,
+        request: HolderRequest,
+    ) -> BoxFuture<'_, Result<HolderSignature, CardError>> {
+        let reader = reader.to_owned();
+        Box::pin(async move {
+            let (insertion, card) = self.current_card(&reader)?;
+            let card = match card {
+                SimCard::Citizen(card) => card,
+                SimCard::Unreadable(reason) => {
+                    return Err(CardError::Unreadable { reader, reason });
+                }
+            };
+            if card.document_type == DocumentType::KidsId {
+                return Err(CardError::CannotSign { reader });
+            }
+            if let Some(expected) = &request.expected_national_number
+                && *expected != card.national_number
+            {
+                return Err(CardError::NotTrusted {
+                    reader,
+                    reason: "the card belongs to someone else than the citizen identified".into(),
+                });
+            }
+            self.still_inserted(&reader, insertion).await?;
+            self.verify_pin(&reader, &card.national_number, &request.pin)?;
+            Ok(HolderSignature {
+                national_number: card.national_number.clone(),
+                algorithm: HolderAlgorithm::EcdsaP384Sha384,
+                signature: Vec::new(),
+                certificate_der: Vec::new(),
+                demo: true,
+            })
         })
     }
 }

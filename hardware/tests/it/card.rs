@@ -1,11 +1,14 @@
 //! The simulated card readers: inserting, pulling, events, reads that race a pulled card, and
-//! the masking of personal data in `Debug`.
+//! the masking of personal data in `Debug`, and the holder's PIN on demo cards.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use busloket_hardware::card::DEMO_PIN;
+use busloket_hardware::eid::Pin;
 use busloket_hardware::{
-    CardError, CardEvent, CardReaders, DocumentType, ReaderState, SimCardReaders, demo_citizens,
+    CardError, CardEvent, CardReaders, DocumentType, HolderRequest, ReaderState, SimCardReaders,
+    demo_citizens,
 };
 use tokio::sync::broadcast::error::TryRecvError;
 
@@ -277,4 +280,99 @@ fn document_type_codes_map_both_ways() {
         assert_eq!(DocumentType::from(code), document_type);
         assert_eq!(document_type.code(), code);
     }
+}
+
+fn holder_request(pin: &str, expected: Option<&str>) -> HolderRequest {
+    HolderRequest {
+        pin: Pin::new(pin).unwrap(),
+        statement: b"busloket test statement".to_vec(),
+        expected_national_number: expected.map(str::to_owned),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_demo_card_signs_with_the_demo_pin_and_says_it_is_a_demo() {
+    let readers = readers();
+    readers.insert("kiosk-1", TOM).unwrap();
+    let signature = readers
+        .authenticate_holder("kiosk-1", holder_request(DEMO_PIN, Some(TOM)))
+        .await
+        .unwrap();
+    assert_eq!(signature.national_number, TOM);
+    assert!(signature.demo);
+    assert!(signature.signature.is_empty());
+    assert!(!format!("{signature:?}").contains(TOM));
+}
+
+#[tokio::test(start_paused = true)]
+async fn wrong_pins_count_down_block_the_card_and_a_right_pin_resets_the_count() {
+    let readers = readers();
+    readers.insert("kiosk-1", TOM).unwrap();
+    let attempt =
+        |pin: &'static str| readers.authenticate_holder("kiosk-1", holder_request(pin, None));
+    assert!(matches!(
+        attempt("9999").await,
+        Err(CardError::WrongPin { tries_left: 2, .. })
+    ));
+    attempt(DEMO_PIN).await.unwrap();
+    assert_eq!(readers.pin_tries_left(TOM), 3);
+    assert!(matches!(
+        attempt("9999").await,
+        Err(CardError::WrongPin { tries_left: 2, .. })
+    ));
+    assert!(matches!(
+        attempt("0000").await,
+        Err(CardError::WrongPin { tries_left: 1, .. })
+    ));
+    // The count stays with the card, not with the reader.
+    readers.pull("kiosk-1").unwrap();
+    readers.insert("desk", TOM).unwrap();
+    assert!(matches!(
+        readers
+            .authenticate_holder("desk", holder_request("1111", None))
+            .await,
+        Err(CardError::PinBlocked { .. })
+    ));
+    assert!(matches!(
+        readers
+            .authenticate_holder("desk", holder_request(DEMO_PIN, None))
+            .await,
+        Err(CardError::PinBlocked { .. })
+    ));
+    assert_eq!(readers.pin_tries_left(TOM), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kids_card_cannot_sign_and_keeps_its_tries() {
+    const MILAN: &str = "17100321158";
+    let readers = readers();
+    readers.insert("kiosk-1", MILAN).unwrap();
+    assert!(matches!(
+        readers
+            .authenticate_holder("kiosk-1", holder_request("9999", None))
+            .await,
+        Err(CardError::CannotSign { .. })
+    ));
+    assert_eq!(readers.pin_tries_left(MILAN), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_citizens_card_or_a_pulled_card_signs_nothing() {
+    let readers = readers();
+    readers.insert("kiosk-1", SARAH).unwrap();
+    assert!(matches!(
+        readers
+            .authenticate_holder("kiosk-1", holder_request(DEMO_PIN, Some(TOM)))
+            .await,
+        Err(CardError::NotTrusted { .. })
+    ));
+    let pending = readers.authenticate_holder("kiosk-1", holder_request(DEMO_PIN, Some(SARAH)));
+    let pull = async {
+        tokio::task::yield_now().await;
+        readers.pull("kiosk-1").unwrap();
+    };
+    let (result, ()) = tokio::join!(pending, pull);
+    assert!(matches!(result, Err(CardError::CardRemoved { .. })));
+    // The pulled card spent no try.
+    assert_eq!(readers.pin_tries_left(SARAH), 3);
 }
