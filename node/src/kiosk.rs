@@ -7,7 +7,9 @@
 pub mod pages;
 mod session;
 
-pub use session::{CardState, Citizen, Done, KioskSession, KioskSessions, Step, Subject, step};
+pub use session::{
+    CardState, Citizen, Done, KioskSession, KioskSessions, PinProblem, Step, Subject, step,
+};
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -17,7 +19,8 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use busloket_hardware::{CardEvent, CardIdentity};
+use busloket_hardware::eid::Pin;
+use busloket_hardware::{CardError, CardEvent, CardIdentity, DocumentType};
 use busloket_sync::national_number::NationalNumber;
 use busloket_sync::record::{CardEvidence, Delivery, Person};
 use busloket_sync::terms::{
@@ -162,11 +165,13 @@ async fn identify(state: &AppState, station: &str, identity: CardIdentity) -> Ca
         },
         first_name,
         authentication: AuthStrength::CardRead,
+        can_sign: identity.document_type != DocumentType::KidsId,
         evidence: identity.evidence.map(|evidence| CardEvidence {
             identity_file_sha256: evidence.identity_file_sha256,
             applet_version: evidence.applet_version,
             register_signature_verified: evidence.register_signature_verified,
             chip_verified: evidence.chip_verified,
+            holder: None,
         }),
     }))
 }
@@ -372,13 +377,27 @@ async fn choose_delivery(
     })
 }
 
+/// No `Debug`: the form may hold a PIN.
+#[derive(Deserialize)]
+struct ConfirmForm {
+    /// The eID PIN, when the citizen confirms with it. Never logged, never kept.
+    #[serde(default)]
+    pin: Option<String>,
+}
+
 async fn confirm(
     State(state): State<AppState>,
     Path(station): Path<String>,
+    Form(form): Form<ConfirmForm>,
 ) -> Result<Response, ApiError> {
     let session = state
         .kiosks
         .get(&station)
+        .ok_or_else(|| unknown_station(&station))?;
+    let reader = state
+        .config
+        .station(&station)
+        .map(|config| config.reader.clone())
         .ok_or_else(|| unknown_station(&station))?;
     let purpose_required = |code: &DocumentCode| {
         state
@@ -397,6 +416,22 @@ async fn confirm(
     ) else {
         return Ok(redirect(&station));
     };
+    let pin = match form
+        .pin
+        .as_deref()
+        .map(str::trim)
+        .filter(|pin| !pin.is_empty())
+    {
+        None => None,
+        Some(digits) => match Pin::new(digits) {
+            Ok(pin) => Some(pin),
+            Err(_) => {
+                return change(&state, &station, |session| {
+                    session.pin_problem = Some(PinProblem::Format);
+                });
+            }
+        },
+    };
     let input = SubmitInput {
         document: document.clone(),
         requester: citizen.person.clone(),
@@ -413,15 +448,17 @@ async fn confirm(
         by: format!("kiosk:{station}"),
     };
     let generation = session.generation;
-    let outcome = workflow::submit(&state, input, Utc::now()).await;
+    let outcome = submit_with_pin(&state, input, &reader, pin).await;
     state.kiosks.update(&station, |session| {
         // The card may have been pulled while the request was stored: then show nothing.
         if session.generation != generation {
             return;
         }
         session.last_touch = Instant::now();
+        session.message = None;
         match &outcome {
             Ok(submitted) => {
+                session.pin_problem = None;
                 session.done = Some(Done {
                     queue_number: submitted.queue_number,
                     automatic: matches!(
@@ -431,7 +468,8 @@ async fn confirm(
                     ticket_printed: submitted.ticket.is_ok(),
                 });
             }
-            Err(err) => {
+            Err(Refusal::Pin(problem)) => session.pin_problem = Some(*problem),
+            Err(Refusal::Request(err)) => {
                 tracing::warn!(station, code = err.code, "kiosk submission refused");
                 session.message = Some("kiosk-submit-failed".into());
             }
@@ -441,6 +479,38 @@ async fn confirm(
         station: station.clone(),
     });
     Ok(redirect(&station))
+}
+
+/// Why a kiosk confirmation did not store a request.
+enum Refusal {
+    /// The PIN confirmation did not work; the request can be made again.
+    Pin(PinProblem),
+    Request(ApiError),
+}
+
+/// Drafts the request, has the card sign it when a PIN was given, and stores it.
+async fn submit_with_pin(
+    state: &AppState,
+    input: SubmitInput,
+    reader: &str,
+    pin: Option<Pin>,
+) -> Result<workflow::Submitted, Refusal> {
+    let station = input.station.clone();
+    let mut draft = workflow::draft(state, input, Utc::now()).map_err(Refusal::Request)?;
+    if let Some(pin) = pin {
+        if let Err(err) = workflow::sign_with_pin(state, &mut draft, reader, pin).await {
+            tracing::info!(station, "PIN confirmation did not work: {err}");
+            return Err(Refusal::Pin(match err {
+                CardError::WrongPin { tries_left, .. } => PinProblem::Wrong { tries_left },
+                CardError::PinBlocked { .. } => PinProblem::Blocked,
+                _ => PinProblem::Failed,
+            }));
+        }
+        tracing::info!(station, request = %draft.request.id, "holder confirmed with PIN");
+    }
+    workflow::store(state, draft)
+        .await
+        .map_err(Refusal::Request)
 }
 
 #[derive(Debug, Deserialize)]

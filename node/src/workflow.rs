@@ -9,18 +9,20 @@ use std::path::Path;
 
 use anyhow::Context;
 use automerge::ActorId;
-use busloket_hardware::{PrintError, Receipt, ReceiptLine};
+use busloket_hardware::eid::Pin;
+use busloket_hardware::{CardError, HolderRequest, PrintError, Receipt, ReceiptLine};
 use busloket_sync::access_log::AccessEntry;
 use busloket_sync::catalogue::DocumentType;
 use busloket_sync::eligibility::{Decision, EligibilityQuery, decide};
 use busloket_sync::national_number::NationalNumber;
 use busloket_sync::record::{
-    CardEvidence, Delivery, EligibilityOutcome, EventId, EventKind, NewEvent, NewRequest, Origin,
-    Person, RequestRecord, RequestView,
+    CardEvidence, Delivery, EligibilityOutcome, EventId, EventKind, HolderEvidence, NewEvent,
+    NewRequest, Origin, Person, RequestRecord, RequestView, holder_statement,
 };
 use busloket_sync::store::{RequestSummary, StoreError};
 use busloket_sync::terms::{
-    AuthStrength, Channel, DeliveryMethod, DocumentCode, Language, Relation, RequestId,
+    AuthStrength, Channel, DeliveryMethod, DocumentCode, HolderAlgorithm, Language, Relation,
+    RequestId,
 };
 use chrono::{DateTime, Utc};
 use rand::Rng;
@@ -89,12 +91,28 @@ pub fn plausible_email(address: &str) -> bool {
         && !address.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
+/// A request checked and laid out but not stored yet: what the holder's PIN signs.
+#[derive(Debug)]
+pub struct Draft {
+    pub request: NewRequest,
+    subject_is_minor: bool,
+    by: String,
+    started: std::time::Instant,
+}
+
 /// Validates, decides eligibility, stores the request durably, then prints the ticket.
 pub async fn submit(
     state: &AppState,
     input: SubmitInput,
     now: DateTime<Utc>,
 ) -> Result<Submitted, ApiError> {
+    let draft = draft(state, input, now)?;
+    store(state, draft).await
+}
+
+/// Checks the input and lays the request out with a fresh id; the queue number comes when it is
+/// stored. Refuses a request the rules do not allow.
+pub fn draft(state: &AppState, input: SubmitInput, now: DateTime<Utc>) -> Result<Draft, ApiError> {
     let started = std::time::Instant::now();
     let document = document_type(state, &input.document)?;
     let purpose = input
@@ -137,18 +155,6 @@ pub async fn submit(
             "for yourself, requester and subject are the same person",
         ));
     }
-    let decision = decide(&EligibilityQuery {
-        document,
-        relation: input.relation,
-        authentication: input.authentication,
-        subject_is_minor: input.subject_is_minor,
-    });
-    if let Decision::NotAllowed(reason) = &decision {
-        return Err(ApiError::unprocessable(
-            "not-allowed",
-            format!("this request is not allowed: {}", reason.code()),
-        ));
-    }
     let document_language = if document.languages.contains(&input.language) {
         input.language
     } else {
@@ -158,73 +164,147 @@ pub async fn submit(
             .copied()
             .unwrap_or(input.language)
     };
+    let draft = Draft {
+        request: NewRequest {
+            id: RequestId::new(
+                now.timestamp_millis().max(0) as u64,
+                rand::thread_rng().r#gen(),
+            ),
+            document: input.document,
+            subject: input.subject,
+            requester: input.requester,
+            relation: input.relation,
+            channel: input.channel,
+            language: input.language,
+            document_language,
+            delivery: input.delivery,
+            authentication: input.authentication,
+            purpose,
+            origin: Origin {
+                device: state.config.device_id.clone(),
+                station: input.station,
+                stop: state.config.stop.clone(),
+                at: now,
+            },
+            queue_number: 0,
+            evidence: input.evidence,
+        },
+        subject_is_minor: input.subject_is_minor,
+        by: input.by,
+        started,
+    };
+    if let Decision::NotAllowed(reason) = decision(state, &draft)? {
+        return Err(ApiError::unprocessable(
+            "not-allowed",
+            format!("this request is not allowed: {}", reason.code()),
+        ));
+    }
+    Ok(draft)
+}
 
+fn decision(state: &AppState, draft: &Draft) -> Result<Decision, ApiError> {
+    Ok(decide(&EligibilityQuery {
+        document: document_type(state, &draft.request.document)?,
+        relation: draft.request.relation,
+        authentication: draft.request.authentication,
+        subject_is_minor: draft.subject_is_minor,
+    }))
+}
+
+/// The citizen confirms the draft with their PIN: the card in `reader` signs the draft's
+/// [`holder_statement`], and the draft becomes `card-pin` strength carrying the signature.
+/// Nothing is stored; a wrong PIN leaves the draft as it was.
+pub async fn sign_with_pin(
+    state: &AppState,
+    draft: &mut Draft,
+    reader: &str,
+    pin: Pin,
+) -> Result<(), CardError> {
+    let request = HolderRequest {
+        pin,
+        statement: holder_statement(&draft.request),
+        expected_national_number: Some(draft.request.requester.national_number.digits().into()),
+    };
+    let signature = state.readers.authenticate_holder(reader, request).await?;
+    if !signature.demo {
+        // A real card's signature is evidence only next to the verified read of the same card.
+        let Some(evidence) = draft.request.evidence.as_mut() else {
+            return Err(CardError::NotTrusted {
+                reader: reader.to_owned(),
+                reason: "the card signed, but its identity was not read from it".into(),
+            });
+        };
+        evidence.holder = Some(HolderEvidence {
+            algorithm: match signature.algorithm {
+                busloket_hardware::HolderAlgorithm::RsaPkcs1Sha256 => {
+                    HolderAlgorithm::RsaPkcs1Sha256
+                }
+                busloket_hardware::HolderAlgorithm::EcdsaP384Sha384 => {
+                    HolderAlgorithm::EcdsaP384Sha384
+                }
+            },
+            signature: signature.signature,
+            certificate: signature.certificate_der,
+        });
+    }
+    draft.request.authentication = AuthStrength::CardPin;
+    Ok(())
+}
+
+/// Decides eligibility, stores the draft durably with the day's next queue number, then prints
+/// the ticket.
+pub async fn store(state: &AppState, draft: Draft) -> Result<Submitted, ApiError> {
+    let decision = decision(state, &draft)?;
+    if let Decision::NotAllowed(reason) = &decision {
+        return Err(ApiError::unprocessable(
+            "not-allowed",
+            format!("this request is not allowed: {}", reason.code()),
+        ));
+    }
+    let Draft {
+        request: mut new,
+        by,
+        started,
+        ..
+    } = draft;
+    let now = new.origin.at;
+    let id = new.id;
+    let document = new.document.clone();
     let store = state.store.clone();
     let actor = state.actor.clone();
     let device = state.config.device_id.clone();
-    let stop = state.config.stop.clone();
-    let decision_for_record = decision;
-    let input_for_record = input.clone();
-    let (id, queue_number) =
-        tokio::task::spawn_blocking(move || -> anyhow::Result<(RequestId, u32)> {
-            let input = input_for_record;
-            let queue_number = store.next_queue_number(now.date_naive())?;
-            let id = RequestId::new(
-                now.timestamp_millis().max(0) as u64,
-                rand::thread_rng().r#gen(),
-            );
-            let new = NewRequest {
-                id,
-                document: input.document,
-                subject: input.subject,
-                requester: input.requester,
-                relation: input.relation,
-                channel: input.channel,
-                language: input.language,
-                document_language,
-                delivery: input.delivery,
-                authentication: input.authentication,
-                purpose,
-                origin: Origin {
-                    device: device.clone(),
-                    station: input.station,
-                    stop,
-                    at: now,
-                },
-                queue_number,
-                evidence: input.evidence,
-            };
-            let mut record =
-                RequestRecord::create(&new, actor.clone(), new_event_id(now), &input.by)?;
-            let (outcome, reason) = match &decision_for_record {
-                Decision::Automatic => (EligibilityOutcome::Automatic, None),
-                Decision::NeedsClerk(reason) => (
-                    EligibilityOutcome::NeedsClerk,
-                    Some(reason.code().to_owned()),
-                ),
-                Decision::NotAllowed(reason) => (
-                    EligibilityOutcome::NotAllowed,
-                    Some(reason.code().to_owned()),
-                ),
-            };
-            record.append(
-                &actor,
-                NewEvent {
-                    id: new_event_id(now),
-                    at: now,
-                    by: input.by.clone(),
-                    device: device.clone(),
-                    kind: EventKind::EligibilityDecided { outcome, reason },
-                },
-            )?;
-            store
-                .insert_new(&mut record)
-                .context("cannot store the new request")?;
-            Ok((id, queue_number))
-        })
-        .await?
-        .map_err(ApiError::internal)?;
-    tracing::info!(request = %id, queue_number, document = %input.document, "request submitted");
+    let queue_number = tokio::task::spawn_blocking(move || -> anyhow::Result<u32> {
+        new.queue_number = store.next_queue_number(now.date_naive())?;
+        let mut record = RequestRecord::create(&new, actor.clone(), new_event_id(now), &by)?;
+        let (outcome, reason) = match &decision {
+            Decision::Automatic => (EligibilityOutcome::Automatic, None),
+            Decision::NeedsClerk(reason) => (
+                EligibilityOutcome::NeedsClerk,
+                Some(reason.code().to_owned()),
+            ),
+            Decision::NotAllowed(reason) => (
+                EligibilityOutcome::NotAllowed,
+                Some(reason.code().to_owned()),
+            ),
+        };
+        record.append(
+            &actor,
+            NewEvent {
+                id: new_event_id(now),
+                at: now,
+                by,
+                device,
+                kind: EventKind::EligibilityDecided { outcome, reason },
+            },
+        )?;
+        store
+            .insert_new(&mut record)
+            .context("cannot store the new request")?;
+        Ok(new.queue_number)
+    })
+    .await?
+    .map_err(ApiError::internal)?;
+    tracing::info!(request = %id, queue_number, %document, "request submitted");
     let durable_after = started.elapsed();
     state.events.send(NodeEvent::Request);
 

@@ -10,6 +10,7 @@
 
 mod codec;
 mod fold;
+mod statement;
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,10 +23,11 @@ use thiserror::Error;
 use uuid::Uuid;
 
 pub use self::fold::{Conflict, ConflictKind, Status, conflicts, fold_status, sort_causally};
+pub use self::statement::holder_statement;
 use crate::national_number::NationalNumber;
 use crate::terms::{
-    AuthStrength, Channel, DeliveryMethod, DeviceId, DocumentCode, Language, Relation, RequestId,
-    StopId,
+    AuthStrength, Channel, DeliveryMethod, DeviceId, DocumentCode, HolderAlgorithm, Language,
+    Relation, RequestId, StopId,
 };
 
 /// The version of the document layout this program writes and reads.
@@ -126,6 +128,37 @@ pub struct CardEvidence {
     pub register_signature_verified: bool,
     /// Applet 1.8: the chip proved it holds the key the register named.
     pub chip_verified: bool,
+    /// The holder entered their PIN and the card signed [`holder_statement`] of this request;
+    /// `None` when no PIN was given.
+    pub holder: Option<HolderEvidence>,
+}
+
+/// The card's authentication signature over the request's [`holder_statement`]: anyone holding
+/// the record can check it with the certificate, which chains to the Belgian eID roots.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderEvidence {
+    pub algorithm: HolderAlgorithm,
+    /// RSA: the 256-byte signature; ECDSA: `r‖s`.
+    pub signature: Vec<u8>,
+    /// The card's authentication certificate, DER.
+    pub certificate: Vec<u8>,
+}
+
+impl fmt::Debug for HolderEvidence {
+    /// Sizes only: the certificate names the holder.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HolderEvidence")
+            .field("algorithm", &self.algorithm)
+            .field(
+                "signature",
+                &format_args!("<{} bytes>", self.signature.len()),
+            )
+            .field(
+                "certificate",
+                &format_args!("<{} bytes>", self.certificate.len()),
+            )
+            .finish()
+    }
 }
 
 /// What the eligibility rules said.

@@ -108,6 +108,17 @@ string_enum!(
 );
 
 string_enum!(
+    /// How an eID card signed with its authentication key: the digest of the signed statement and
+    /// the signature scheme.
+    HolderAlgorithm, "holder signature algorithm", {
+        /// Applet 1.7: SHA-256, RSA PKCS#1 v1.5.
+        RsaPkcs1Sha256 = "rsa-pkcs1-sha256",
+        /// Applet 1.8: SHA-384, ECDSA P-384 with the signature as `r‖s`.
+        EcdsaP384Sha384 = "ecdsa-p384-sha384",
+    }
+);
+
+string_enum!(
     /// How the citizen wants to receive the document.
     DeliveryMethod, "delivery method", {
         /// Printed in the bus.

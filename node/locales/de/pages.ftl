@@ -34,6 +34,18 @@ kiosk-choose-document = Welches Dokument brauchen Sie?
 kiosk-documents-for = Dokumente, die Sie für { $name } beantragen können.
 kiosk-badge-automatic = Automatisch: sofort fertig
 kiosk-badge-clerk = Ein Mitarbeiter prüft dies
+kiosk-badge-automatic-pin = Sofort fertig mit Ihrer PIN
+kiosk-pin-title = Ihre PIN
+kiosk-pin-hint = Geben Sie die PIN Ihres Personalausweises ein (4 bis 12 Ziffern), um das Dokument sofort zu erhalten. Die Ziffern bleiben verborgen.
+kiosk-pin-button = Mit meiner PIN bestätigen
+kiosk-pin-skip = Ich kenne meine PIN nicht: Ein Mitarbeiter prüft meinen Antrag
+kiosk-pin-format = Eine PIN hat 4 bis 12 Ziffern. Bitte versuchen Sie es noch einmal.
+kiosk-pin-wrong = { $count ->
+    [one] Diese PIN ist nicht richtig. Sie haben noch einen Versuch; danach wird die Karte gesperrt.
+   *[other] Diese PIN ist nicht richtig. Sie haben noch { $count } Versuche.
+}
+kiosk-pin-blocked = Ihre PIN ist gesperrt. Sie können Ihren Antrag trotzdem senden: Ein Mitarbeiter prüft ihn. Die Gemeindeverwaltung kann Ihre PIN mit Ihrem PUK-Code entsperren.
+kiosk-pin-failed = Die Bestätigung mit Ihrer PIN hat mit dieser Karte nicht funktioniert. Sie können Ihren Antrag trotzdem senden: Ein Mitarbeiter prüft ihn.
 kiosk-purpose-title = Wofür brauchen Sie dieses Dokument?
 kiosk-purpose-hint = Zum Beispiel: eine Stelle an einer Schule, eine Taxilizenz, ehrenamtliche Arbeit. Das steht auf dem Auszug.
 kiosk-purpose-missing = Bitte geben Sie an, wofür Sie das Dokument brauchen.

@@ -34,6 +34,18 @@ kiosk-choose-document = Which document do you need?
 kiosk-documents-for = Documents you can request for { $name }.
 kiosk-badge-automatic = Automatic: ready right away
 kiosk-badge-clerk = A clerk will check this
+kiosk-badge-automatic-pin = Ready right away with your PIN code
+kiosk-pin-title = Your PIN code
+kiosk-pin-hint = Type the PIN code of your identity card (4 to 12 digits) to get the document right away. The digits stay hidden.
+kiosk-pin-button = Confirm with my PIN code
+kiosk-pin-skip = I do not know my PIN code: a clerk will check my request
+kiosk-pin-format = A PIN code has 4 to 12 digits. Please try again.
+kiosk-pin-wrong = { $count ->
+    [one] This PIN code is not right. You can try once more; after that the card is blocked.
+   *[other] This PIN code is not right. You can try { $count } more times.
+}
+kiosk-pin-blocked = Your PIN code is blocked. You can still send your request: a clerk will check it. The town hall can unblock your PIN code with your PUK code.
+kiosk-pin-failed = Confirming with your PIN code did not work with this card. You can still send your request: a clerk will check it.
 kiosk-purpose-title = What do you need this document for?
 kiosk-purpose-hint = For example: a job at a school, a taxi licence, volunteer work. It is printed on the extract.
 kiosk-purpose-missing = Please say what you need the document for.

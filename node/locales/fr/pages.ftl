@@ -34,6 +34,18 @@ kiosk-choose-document = De quel document avez-vous besoin ?
 kiosk-documents-for = Documents que vous pouvez demander pour { $name }.
 kiosk-badge-automatic = Automatique : prêt tout de suite
 kiosk-badge-clerk = Un agent vérifie cette demande
+kiosk-badge-automatic-pin = Prêt tout de suite avec votre code PIN
+kiosk-pin-title = Votre code PIN
+kiosk-pin-hint = Tapez le code PIN de votre carte d'identité (4 à 12 chiffres) pour recevoir le document tout de suite. Les chiffres restent cachés.
+kiosk-pin-button = Confirmer avec mon code PIN
+kiosk-pin-skip = Je ne connais pas mon code PIN : un agent vérifiera ma demande
+kiosk-pin-format = Un code PIN compte 4 à 12 chiffres. Veuillez réessayer.
+kiosk-pin-wrong = { $count ->
+    [one] Ce code PIN n'est pas correct. Vous pouvez encore essayer une fois ; ensuite la carte sera bloquée.
+   *[other] Ce code PIN n'est pas correct. Vous pouvez encore essayer { $count } fois.
+}
+kiosk-pin-blocked = Votre code PIN est bloqué. Vous pouvez tout de même envoyer votre demande : un agent la vérifiera. L'administration communale peut débloquer votre code PIN avec votre code PUK.
+kiosk-pin-failed = La confirmation avec votre code PIN n'a pas fonctionné avec cette carte. Vous pouvez tout de même envoyer votre demande : un agent la vérifiera.
 kiosk-purpose-title = Pourquoi avez-vous besoin de ce document ?
 kiosk-purpose-hint = Par exemple : un emploi dans une école, une licence de taxi, du bénévolat. Ce motif est imprimé sur l'extrait.
 kiosk-purpose-missing = Veuillez indiquer pourquoi vous avez besoin du document.

@@ -34,6 +34,18 @@ kiosk-choose-document = Welk document hebt u nodig?
 kiosk-documents-for = Documenten die u voor { $name } kunt aanvragen.
 kiosk-badge-automatic = Automatisch: meteen klaar
 kiosk-badge-clerk = Een medewerker controleert dit
+kiosk-badge-automatic-pin = Meteen klaar met uw pincode
+kiosk-pin-title = Uw pincode
+kiosk-pin-hint = Typ de pincode van uw identiteitskaart (4 tot 12 cijfers) om het document meteen te krijgen. De cijfers blijven verborgen.
+kiosk-pin-button = Bevestigen met mijn pincode
+kiosk-pin-skip = Ik ken mijn pincode niet: een medewerker controleert mijn aanvraag
+kiosk-pin-format = Een pincode heeft 4 tot 12 cijfers. Probeer het opnieuw.
+kiosk-pin-wrong = { $count ->
+    [one] Deze pincode is niet juist. U kunt nog één keer proberen; daarna wordt de kaart geblokkeerd.
+   *[other] Deze pincode is niet juist. U kunt het nog { $count } keer proberen.
+}
+kiosk-pin-blocked = Uw pincode is geblokkeerd. U kunt uw aanvraag toch versturen: een medewerker controleert ze. Het gemeentehuis kan uw pincode deblokkeren met uw PUK-code.
+kiosk-pin-failed = Bevestigen met uw pincode lukte niet met deze kaart. U kunt uw aanvraag toch versturen: een medewerker controleert ze.
 kiosk-purpose-title = Waarvoor hebt u dit document nodig?
 kiosk-purpose-hint = Bijvoorbeeld: een job in een school, een taxivergunning, vrijwilligerswerk. Dit staat op het uittreksel.
 kiosk-purpose-missing = Zeg waarvoor u het document nodig hebt.

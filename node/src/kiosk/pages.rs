@@ -4,10 +4,10 @@
 use axum::extract::{Path, State};
 use busloket_sync::catalogue::{DocumentType, Family};
 use busloket_sync::eligibility::{Decision, EligibilityQuery, decide};
-use busloket_sync::terms::{DeliveryMethod, DocumentCode, Language, Relation};
+use busloket_sync::terms::{AuthStrength, DeliveryMethod, DocumentCode, Language, Relation};
 use maud::{Markup, PreEscaped, html};
 
-use super::{CardState, KioskSession, Step, step};
+use super::{CardState, Citizen, KioskSession, PinProblem, Step, Subject, step};
 use crate::error::ApiError;
 use crate::i18n::Tr;
 use crate::layout::{Page, page};
@@ -253,23 +253,11 @@ fn documents(
     let Some((subject, citizen)) = session.subject.as_ref().zip(session.citizen()) else {
         return (title, html! {});
     };
-    let offered: Vec<(&DocumentType, bool)> = state
+    let offered: Vec<(&DocumentType, Handling)> = state
         .catalogue
         .types()
         .iter()
-        .filter_map(|document| {
-            let decision = decide(&EligibilityQuery {
-                document,
-                relation: subject.relation,
-                authentication: citizen.authentication,
-                subject_is_minor: subject.minor,
-            });
-            match decision {
-                Decision::Automatic => Some((document, true)),
-                Decision::NeedsClerk(_) => Some((document, false)),
-                Decision::NotAllowed(_) => None,
-            }
-        })
+        .filter_map(|document| handling(document, subject, citizen, session).map(|h| (document, h)))
         .collect();
     let language = tr.language;
     let families = [
@@ -291,15 +279,11 @@ fn documents(
                     @if !in_family.is_empty() {
                         fieldset.documents {
                             legend { h2 { (tr.t(family_key(family))) } }
-                            @for (document, automatic) in in_family {
+                            @for (document, handling) in in_family {
                                 button.button.document type="submit" name="document" value=(document.code.as_str()) {
                                     span.name { (document.names.get(language)) }
                                     span.description { (document.descriptions.get(language)) }
-                                    @if *automatic {
-                                        span.badge.automatic { "✓ " (tr.t("kiosk-badge-automatic")) }
-                                    } @else {
-                                        span.badge.clerk { (icon(PERSON)) (tr.t("kiosk-badge-clerk")) }
-                                    }
+                                    (badge(*handling, tr))
                                 }
                             }
                         }
@@ -309,6 +293,56 @@ fn documents(
             (back_button(station, "for-whom", tr))
         },
     )
+}
+
+/// How a document would be handled for this citizen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handling {
+    Automatic,
+    /// Automatic once the citizen confirms with their PIN; a clerk checks it otherwise.
+    AutomaticWithPin,
+    Clerk,
+}
+
+/// `None` when the citizen may not request the document.
+fn handling(
+    document: &DocumentType,
+    subject: &Subject,
+    citizen: &Citizen,
+    session: &KioskSession,
+) -> Option<Handling> {
+    let decision = |authentication| {
+        decide(&EligibilityQuery {
+            document,
+            relation: subject.relation,
+            authentication,
+            subject_is_minor: subject.minor,
+        })
+    };
+    match decision(citizen.authentication) {
+        Decision::Automatic => Some(Handling::Automatic),
+        Decision::NotAllowed(_) => None,
+        Decision::NeedsClerk(_) => {
+            let pin_possible = citizen.authentication == AuthStrength::CardRead
+                && citizen.can_sign
+                && !session.pin_problem.is_some_and(PinProblem::ends_pin);
+            if pin_possible && decision(AuthStrength::CardPin) == Decision::Automatic {
+                Some(Handling::AutomaticWithPin)
+            } else {
+                Some(Handling::Clerk)
+            }
+        }
+    }
+}
+
+fn badge(handling: Handling, tr: Tr<'_>) -> Markup {
+    html! {
+        @match handling {
+            Handling::Automatic => span.badge.automatic { "✓ " (tr.t("kiosk-badge-automatic")) },
+            Handling::AutomaticWithPin => span.badge.automatic { "✓ " (tr.t("kiosk-badge-automatic-pin")) },
+            Handling::Clerk => span.badge.clerk { (icon(PERSON)) (tr.t("kiosk-badge-clerk")) },
+        }
+    }
 }
 
 fn family_key(family: Family) -> &'static str {
@@ -339,17 +373,11 @@ fn confirm(
         .document
         .as_ref()
         .and_then(|code| state.catalogue.get(code));
-    let automatic = match (document, session.subject.as_ref(), session.citizen()) {
-        (Some(document), Some(subject), Some(citizen)) => matches!(
-            decide(&EligibilityQuery {
-                document,
-                relation: subject.relation,
-                authentication: citizen.authentication,
-                subject_is_minor: subject.minor,
-            }),
-            Decision::Automatic
-        ),
-        _ => false,
+    let handling = match (document, session.subject.as_ref(), session.citizen()) {
+        (Some(document), Some(subject), Some(citizen)) => {
+            handling(document, subject, citizen, session).unwrap_or(Handling::Clerk)
+        }
+        _ => Handling::Clerk,
     };
     let delivery = match &session.delivery {
         Some(delivery) if delivery.method == DeliveryMethod::Email => tr.t_with(
@@ -374,14 +402,40 @@ fn confirm(
                 dt { (tr.t("kiosk-confirm-delivery")) }
                 dd { (delivery) }
                 dt { (tr.t("kiosk-confirm-next")) }
-                dd { (if automatic { tr.t("kiosk-badge-automatic") } else { tr.t("kiosk-badge-clerk") }) }
+                dd { (badge(handling, tr)) }
             }
-            form method="post" action={ "/kiosk/" (station) "/confirm" } {
-                button.button.primary.big type="submit" { "✓ " (tr.t("kiosk-confirm-button")) }
+            @if let Some(problem) = session.pin_problem {
+                div.message.problem role="alert" { p { (pin_problem_text(problem, tr)) } }
+            }
+            @if handling == Handling::AutomaticWithPin {
+                form.pin method="post" action={ "/kiosk/" (station) "/confirm" } {
+                    h2 { label for="pin" { (tr.t("kiosk-pin-title")) } }
+                    p id="pin-hint" { (tr.t("kiosk-pin-hint")) }
+                    input #pin.text.pin-code type="password" name="pin" inputmode="numeric" pattern="[0-9]*"
+                        minlength="4" maxlength="12" autocomplete="off" required
+                        aria-describedby="pin-hint" autofocus;
+                    button.button.primary.big type="submit" { "✓ " (tr.t("kiosk-pin-button")) }
+                }
+                form method="post" action={ "/kiosk/" (station) "/confirm" } {
+                    button.button.secondary type="submit" { (icon(PERSON)) (tr.t("kiosk-pin-skip")) }
+                }
+            } @else {
+                form method="post" action={ "/kiosk/" (station) "/confirm" } {
+                    button.button.primary.big type="submit" { "✓ " (tr.t("kiosk-confirm-button")) }
+                }
             }
             (back_button(station, "delivery", tr))
         },
     )
+}
+
+fn pin_problem_text(problem: PinProblem, tr: Tr<'_>) -> String {
+    match problem {
+        PinProblem::Format => tr.t("kiosk-pin-format"),
+        PinProblem::Wrong { tries_left } => tr.t_count("kiosk-pin-wrong", tries_left.into()),
+        PinProblem::Blocked => tr.t("kiosk-pin-blocked"),
+        PinProblem::Failed => tr.t("kiosk-pin-failed"),
+    }
 }
 
 fn back_button(station: &str, to: &str, tr: Tr<'_>) -> Markup {

@@ -36,6 +36,29 @@ pub struct Citizen {
     pub authentication: AuthStrength,
     /// What reading the card proved (real cards only).
     pub evidence: Option<CardEvidence>,
+    /// The card has an authentication key, so the holder can confirm with their PIN (Kids-ID
+    /// cards have none).
+    pub can_sign: bool,
+}
+
+/// Why the last PIN confirmation did not work; shown on the confirm screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinProblem {
+    /// Not 4 to 12 digits: the card was not asked.
+    Format,
+    Wrong {
+        tries_left: u8,
+    },
+    Blocked,
+    /// The card cannot sign, or its signature was not accepted: go on without PIN.
+    Failed,
+}
+
+impl PinProblem {
+    /// After this, the screen offers only the way without PIN.
+    pub fn ends_pin(self) -> bool {
+        matches!(self, PinProblem::Blocked | PinProblem::Failed)
+    }
 }
 
 /// For whom the document is.
@@ -61,6 +84,9 @@ pub struct KioskSession {
     pub done: Option<Done>,
     /// A message key to show once: an input error, a failed submission, "help is coming".
     pub message: Option<String>,
+    /// The outcome of the last PIN confirmation that did not work. Blocked or failed stays until
+    /// the card leaves; a wrong PIN until the next try.
+    pub pin_problem: Option<PinProblem>,
     pub last_touch: Instant,
 }
 
@@ -85,6 +111,7 @@ impl KioskSession {
             delivery: None,
             done: None,
             message: None,
+            pin_problem: None,
             last_touch: Instant::now(),
         }
     }
@@ -104,6 +131,8 @@ impl KioskSession {
         self.delivery = None;
         self.done = None;
         self.message = None;
+        // A blocked PIN stays blocked for the next request of the same card.
+        self.pin_problem = self.pin_problem.filter(|problem| problem.ends_pin());
     }
 
     pub fn language(&self) -> Language {
@@ -240,6 +269,7 @@ mod tests {
             first_name: "Demo".into(),
             authentication: AuthStrength::CardRead,
             evidence: None,
+            can_sign: true,
         }));
         assert_eq!(step(&session, never), Step::ForWhom);
         session.subject = Some(Subject {

@@ -142,3 +142,127 @@ async fn an_untouched_kiosk_forgets_the_citizen() {
     assert_eq!(state.kiosks.get("tablet-1").unwrap().language, None);
     state.shutdown.cancel();
 }
+
+/// Walks a fresh session of the parent at tablet 1 to the confirm step for a criminal-record
+/// extract, which is automatic only with the PIN.
+async fn to_confirm_criminal_record(app: &axum::Router, state: &AppState) {
+    let readers = state.demo.as_ref().unwrap().readers.clone().unwrap();
+    form(app, "/kiosk/tablet-1/language", "language=nl").await;
+    readers.insert("Demo Reader 1", PARENT).unwrap();
+    wait_for_step(state, "tablet-1", Step::ForWhom).await;
+    form(app, "/kiosk/tablet-1/for-whom", "who=self").await;
+    let page = call(app, "GET", "/kiosk/tablet-1", None, None).await;
+    assert!(
+        page.text.contains("Meteen klaar met uw pincode"),
+        "documents that need the PIN say so"
+    );
+    form(
+        app,
+        "/kiosk/tablet-1/document",
+        "document=criminal-record-595",
+    )
+    .await;
+    form(app, "/kiosk/tablet-1/purpose", "purpose=vrijwilligerswerk").await;
+    form(app, "/kiosk/tablet-1/delivery", "method=print-here").await;
+}
+
+#[tokio::test]
+async fn the_pin_makes_a_request_automatic_and_wrong_pins_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = demo_state(dir.path());
+    state.start_background_tasks();
+    let app = app(state.clone());
+    to_confirm_criminal_record(&app, &state).await;
+    let page = call(&app, "GET", "/kiosk/tablet-1", None, None).await;
+    assert!(
+        page.text.contains("type=\"password\" name=\"pin\""),
+        "{}",
+        page.text
+    );
+
+    form(&app, "/kiosk/tablet-1/confirm", "pin=12a4").await;
+    let page = call(&app, "GET", "/kiosk/tablet-1", None, None).await;
+    assert!(
+        page.text.contains("4 tot 12 cijfers"),
+        "a malformed PIN is not sent to the card"
+    );
+    form(&app, "/kiosk/tablet-1/confirm", "pin=9999").await;
+    let page = call(&app, "GET", "/kiosk/tablet-1", None, None).await;
+    assert!(page.text.contains("nog 2 keer"), "{}", page.text);
+    assert!(!page.text.contains("9999"), "the PIN is never echoed");
+    assert_eq!(state.store.count(), 0, "a wrong PIN stores nothing");
+
+    form(&app, "/kiosk/tablet-1/confirm", "pin=1234").await;
+    let session = state.kiosks.get("tablet-1").unwrap();
+    let done = session.done.clone().expect("the request was submitted");
+    assert!(done.automatic, "with the PIN the extract is automatic");
+    let summaries = state
+        .store
+        .summaries_by_day(chrono::Utc::now().date_naive())
+        .unwrap();
+    let view = state
+        .store
+        .load(summaries[0].id)
+        .unwrap()
+        .unwrap()
+        .view()
+        .unwrap();
+    assert_eq!(
+        view.fields.authentication,
+        busloket_sync::terms::AuthStrength::CardPin
+    );
+    // A demo card has no keys: its "signature" is no evidence.
+    assert_eq!(view.fields.evidence, None);
+    state.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_blocked_pin_leaves_the_way_through_the_clerk() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = demo_state(dir.path());
+    state.start_background_tasks();
+    let app = app(state.clone());
+    to_confirm_criminal_record(&app, &state).await;
+    for pin in ["1111", "2222"] {
+        form(&app, "/kiosk/tablet-1/confirm", &format!("pin={pin}")).await;
+    }
+    let page = call(&app, "GET", "/kiosk/tablet-1", None, None).await;
+    assert!(page.text.contains("nog één keer"), "{}", page.text);
+    form(&app, "/kiosk/tablet-1/confirm", "pin=3333").await;
+    let page = call(&app, "GET", "/kiosk/tablet-1", None, None).await;
+    assert!(page.text.contains("geblokkeerd"), "{}", page.text);
+    assert!(
+        !page.text.contains("name=\"pin\""),
+        "a blocked PIN is not asked again"
+    );
+
+    form(&app, "/kiosk/tablet-1/confirm", "").await;
+    let done = state.kiosks.get("tablet-1").unwrap().done.clone().unwrap();
+    assert!(
+        !done.automatic,
+        "without the PIN a clerk checks the extract"
+    );
+    assert_eq!(state.store.count(), 1);
+    state.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_kids_card_is_never_asked_for_a_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = demo_state(dir.path());
+    state.start_background_tasks();
+    let app = app(state.clone());
+    let readers = state.demo.as_ref().unwrap().readers.clone().unwrap();
+    form(&app, "/kiosk/tablet-1/language", "language=en").await;
+    readers.insert("Demo Reader 1", "17100321158").unwrap();
+    wait_for_step(&state, "tablet-1", Step::ForWhom).await;
+    form(&app, "/kiosk/tablet-1/for-whom", "who=self").await;
+    let page = call(&app, "GET", "/kiosk/tablet-1", None, None).await;
+    assert!(
+        page.text.contains("value=\"household-composition\""),
+        "{}",
+        page.text
+    );
+    assert!(!page.text.contains("with your PIN code"), "{}", page.text);
+    state.shutdown.cancel();
+}

@@ -9,7 +9,9 @@
 //!   `at` timestamp);
 //! - map `evidence`, absent when the identity was not read from a card: `identity_file_sha256`
 //!   (hex string), `applet_version` (uint), `register_signature_verified`, `chip_verified`
-//!   (booleans). Optional, so records written before it existed read the same (no schema bump);
+//!   (booleans), and the map `holder` when the holder signed with their PIN: `algorithm`
+//!   (string), `signature` and `certificate` (bytes). Optional, so records written before they
+//!   existed read the same (no schema bump);
 //! - `events`: a list of maps `id`, `at` (timestamp), `by`, `device`, `kind` (the kind's code),
 //!   the kind's own fields (`outcome`, `reason`, `document_id`, `printer`, `to`, `note`, `kept`
 //!   as a list of ids) and `seen` (a list of event ids, sorted).
@@ -28,7 +30,7 @@ use uuid::Uuid;
 
 use super::{
     CardEvidence, Delivery, EligibilityOutcome, Event, EventId, EventKind, FieldConflict,
-    NewRequest, Origin, Person, RecordError, SCHEMA_VERSION,
+    HolderEvidence, NewRequest, Origin, Person, RecordError, SCHEMA_VERSION,
 };
 use crate::national_number::NationalNumber;
 
@@ -84,6 +86,20 @@ pub(super) fn write_request(
             evidence.register_signature_verified,
         )?;
         doc.put(&map, "chip_verified", evidence.chip_verified)?;
+        if let Some(holder) = &evidence.holder {
+            let holder_map = doc.put_object(&map, "holder", ObjType::Map)?;
+            doc.put(&holder_map, "algorithm", holder.algorithm.as_str())?;
+            doc.put(
+                &holder_map,
+                "signature",
+                ScalarValue::Bytes(holder.signature.clone()),
+            )?;
+            doc.put(
+                &holder_map,
+                "certificate",
+                ScalarValue::Bytes(holder.certificate.clone()),
+            )?;
+        }
     }
     doc.put_object(ROOT, "events", ObjType::List)
 }
@@ -350,11 +366,38 @@ fn parse_evidence(
         }
     })?
     .ok_or("`applet_version` is missing")?;
+    let holder = match doc.get(map, "holder").map_err(|err| err.to_string())? {
+        Some((value, obj)) => {
+            Some(parse_holder(doc, &value, &obj).map_err(|reason| format!("`holder`: {reason}"))?)
+        }
+        None => None,
+    };
     Ok(CardEvidence {
         identity_file_sha256: hash,
         applet_version,
         register_signature_verified: flag("register_signature_verified")?,
         chip_verified: flag("chip_verified")?,
+        holder,
+    })
+}
+
+fn parse_holder(
+    doc: &AutoCommit,
+    value: &Value<'_>,
+    obj: &ObjId,
+) -> Result<HolderEvidence, String> {
+    let map = as_map(value, obj)?;
+    let bytes = |key: &str| {
+        member(doc, map, key, |value| match value.as_scalar() {
+            Some(ScalarValue::Bytes(bytes)) if !bytes.is_empty() => Ok(bytes.clone()),
+            _ => Err(format!("expected bytes, found {value}")),
+        })?
+        .ok_or_else(|| format!("`{key}` is missing"))
+    };
+    Ok(HolderEvidence {
+        algorithm: required_text(doc, map, "algorithm")?,
+        signature: bytes("signature")?,
+        certificate: bytes("certificate")?,
     })
 }
 

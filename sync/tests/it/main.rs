@@ -1,4 +1,5 @@
-//! Integration tests of `busloket-sync`: request records (examples and merge properties), the
+//! Integration tests of `busloket-sync`: request records (examples and merge properties, the
+//! holder statement), the
 //! at-rest key, the store (including a crash of a child process) and the access log. One test
 //! binary, so linking happens once.
 
@@ -7,5 +8,6 @@ mod at_rest;
 mod crash;
 mod record;
 mod record_merge;
+mod statement;
 mod store;
 mod support;

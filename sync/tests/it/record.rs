@@ -7,7 +7,7 @@ use automerge::{AutoCommit, ROOT, ReadDoc};
 use busloket_sync::record::{
     ConflictKind, EligibilityOutcome, EventKind, RecordError, RequestRecord, SCHEMA_VERSION, Status,
 };
-use busloket_sync::terms::DeliveryMethod;
+use busloket_sync::terms::{DeliveryMethod, HolderAlgorithm};
 use expect_test::expect;
 
 use crate::support::{actor, event_id, new_event, new_request, time};
@@ -341,6 +341,16 @@ fn card_evidence_is_kept_and_checked() {
         .expect("request 1 was made with a card");
     assert_eq!(evidence.applet_version, 0x18);
     assert!(evidence.chip_verified && evidence.register_signature_verified);
+    let holder = evidence
+        .holder
+        .clone()
+        .expect("request 1 was signed with the PIN");
+    assert_eq!(holder.algorithm, HolderAlgorithm::EcdsaP384Sha384);
+    assert_eq!(holder.signature, vec![0x5A; 96]);
+    assert_eq!(
+        created(3).view().unwrap().fields.evidence.unwrap().holder,
+        None
+    );
     assert_eq!(created(2).view().unwrap().fields.evidence, None);
 
     let mut reloaded = RequestRecord::load(&created(1).save()).unwrap();
@@ -350,4 +360,11 @@ fn card_evidence_is_kept_and_checked() {
     doc.put(&map, "identity_file_sha256", "not a hash").unwrap();
     let error = RequestRecord::load(&doc.save()).err().unwrap();
     assert!(error.to_string().contains("evidence"), "{error}");
+
+    let mut doc = AutoCommit::load(&created(1).save()).unwrap();
+    let (_, map) = doc.get(ROOT, "evidence").unwrap().unwrap();
+    let (_, holder) = doc.get(&map, "holder").unwrap().unwrap();
+    doc.put(&holder, "signature", "not bytes").unwrap();
+    let error = RequestRecord::load(&doc.save()).err().unwrap();
+    assert!(error.to_string().contains("signature"), "{error}");
 }

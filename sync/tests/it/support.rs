@@ -7,10 +7,11 @@ use automerge::ActorId;
 use busloket_sync::at_rest::AtRestKey;
 use busloket_sync::national_number::NationalNumber;
 use busloket_sync::record::{
-    CardEvidence, Delivery, EventId, EventKind, NewEvent, NewRequest, Origin, Person,
+    CardEvidence, Delivery, EventId, EventKind, HolderEvidence, NewEvent, NewRequest, Origin,
+    Person,
 };
 use busloket_sync::terms::{
-    AuthStrength, Channel, DeliveryMethod, DeviceId, Language, Relation, RequestId,
+    AuthStrength, Channel, DeliveryMethod, DeviceId, HolderAlgorithm, Language, Relation, RequestId,
 };
 use chrono::{DateTime, Utc};
 
@@ -71,12 +72,18 @@ pub fn new_request(n: u32) -> NewRequest {
             at: time(i64::from(n) * 60),
         },
         queue_number: n + 1,
-        // Odd requests were made with a card read, even ones with a typed identity.
+        // Odd requests were made with a card read, even ones with a typed identity; requests
+        // 1, 5, 9… with the PIN too.
         evidence: (n % 2 == 1).then(|| CardEvidence {
             identity_file_sha256: "ab".repeat(32),
             applet_version: 0x18,
             register_signature_verified: true,
             chip_verified: true,
+            holder: (n % 4 == 1).then(|| HolderEvidence {
+                algorithm: HolderAlgorithm::EcdsaP384Sha384,
+                signature: vec![0x5A; 96],
+                certificate: vec![0x30, 0x03, 0x02, 0x01, 0x01],
+            }),
         }),
     }
 }
