@@ -58,23 +58,51 @@ pub enum CertificateError {
     ChainTooLong { subject: String },
 }
 
+/// What the tag and length at the start of some bytes say about the DER element they begin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DerLength {
+    /// The element is this many bytes long, header included (it may not all be there yet).
+    Announced(usize),
+    /// The bytes end inside the header.
+    HeaderIncomplete,
+    /// No definite length of at most four bytes: not DER as the card stores it.
+    NotDer,
+}
+
+/// The header length and content length the DER header at the start of `bytes` announces,
+/// whether or not the content follows.
+fn der_header_announced(bytes: &[u8]) -> Result<(usize, usize), DerLength> {
+    let first_length_byte = *bytes.get(1).ok_or(DerLength::HeaderIncomplete)?;
+    if first_length_byte < 0x80 {
+        return Ok((2, usize::from(first_length_byte)));
+    }
+    let count = usize::from(first_length_byte & 0x7F);
+    if count == 0 || count > 4 {
+        return Err(DerLength::NotDer);
+    }
+    let length = bytes
+        .get(2..2 + count)
+        .ok_or(DerLength::HeaderIncomplete)?
+        .iter()
+        .fold(0usize, |length, &byte| (length << 8) | usize::from(byte));
+    Ok((2 + count, length))
+}
+
+/// The whole length (header included) of the DER element that `bytes` begin, read from its
+/// header alone: how much of a zero-padded card file is worth reading.
+pub(crate) fn der_announced_len(bytes: &[u8]) -> DerLength {
+    match der_header_announced(bytes) {
+        Ok((header, content)) => header
+            .checked_add(content)
+            .map_or(DerLength::NotDer, DerLength::Announced),
+        Err(length) => length,
+    }
+}
+
 /// The header length and content length of the DER element at the start of `bytes`, if the
 /// element is complete.
 fn der_header(bytes: &[u8]) -> Option<(usize, usize)> {
-    let first_length_byte = *bytes.get(1)?;
-    let (header, content) = if first_length_byte < 0x80 {
-        (2, usize::from(first_length_byte))
-    } else {
-        let count = usize::from(first_length_byte & 0x7F);
-        if count == 0 || count > 4 {
-            return None;
-        }
-        let length = bytes
-            .get(2..2 + count)?
-            .iter()
-            .fold(0usize, |length, &byte| (length << 8) | usize::from(byte));
-        (2 + count, length)
-    };
+    let (header, content) = der_header_announced(bytes).ok()?;
     let total = header.checked_add(content)?;
     (total <= bytes.len()).then_some((header, content))
 }
@@ -449,6 +477,30 @@ mod tests {
             None
         );
         assert_eq!(der_element_len(&[0x30]), None);
+    }
+
+    #[test]
+    fn announced_lengths_need_only_the_header() {
+        assert_eq!(der_announced_len(&[0x30, 0x05]), DerLength::Announced(7));
+        assert_eq!(
+            der_announced_len(&[0x30, 0x82, 0x04, 0xD2]),
+            DerLength::Announced(4 + 1234)
+        );
+        assert_eq!(
+            der_announced_len(&[0x30, 0x84, 0xFF, 0xFF, 0xFF, 0xFF]),
+            DerLength::Announced(6 + 0xFFFF_FFFF)
+        );
+        assert_eq!(der_announced_len(&[]), DerLength::HeaderIncomplete);
+        assert_eq!(der_announced_len(&[0x30]), DerLength::HeaderIncomplete);
+        assert_eq!(
+            der_announced_len(&[0x30, 0x83, 0x01, 0x00]),
+            DerLength::HeaderIncomplete
+        );
+        assert_eq!(der_announced_len(&[0x30, 0x80, 0x00]), DerLength::NotDer);
+        assert_eq!(
+            der_announced_len(&[0x30, 0x85, 1, 2, 3, 4, 5]),
+            DerLength::NotDer
+        );
     }
 
     #[test]

@@ -4,14 +4,20 @@
 //! The card speaks T=0, whose quirks this session absorbs so that readers that absorb them
 //! themselves and readers that do not behave alike: `61xx` is followed by GET RESPONSE (again
 //! while the card says `61xx`), `6Cxx` by the same command with the exact Le. Files are read in
-//! chunks of [`READ_CHUNK`] bytes until a short chunk or `6B00`.
+//! chunks of [`READ_CHUNK`] bytes until a short chunk or `6B00`; a DER file (a certificate,
+//! zero-padded to a fixed size on the card) only until the length its header announces, so the
+//! padding costs no READ BINARY.
 //!
 //! The session does not log: the PIN block goes through [`Transmit::transmit`] and nowhere else.
 //! Errors of the transport (a card pulled mid-read) come back unchanged as
 //! [`SessionError::Transmit`], never as a half-read file.
 
 use super::apdu::{self, AuthenticationAlgorithm, Command, FilePath, Pin, READ_CHUNK, StatusWord};
+use super::certificate::{DerLength, der_announced_len};
 use super::verify::CardFiles;
+
+#[cfg(test)]
+mod tests;
 
 /// Sends one command APDU to the card and returns the response APDU (data ‖ SW1 SW2).
 pub trait Transmit {
@@ -56,6 +62,24 @@ pub enum SessionError {
     ChunkTooLong { asked: usize, got: usize },
     #[error("file {path} is larger than {limit} bytes")]
     FileTooLarge { path: FilePath, limit: usize },
+    #[error(
+        "file {path} announces a DER element of {announced} bytes, more than a file can hold ({limit})"
+    )]
+    DerTooLong {
+        path: FilePath,
+        announced: usize,
+        limit: usize,
+    },
+    #[error(
+        "file {path} ends after {len} bytes, before the {announced} bytes its DER header announces"
+    )]
+    DerTruncated {
+        path: FilePath,
+        len: usize,
+        announced: usize,
+    },
+    #[error("file {path} ends after {len} bytes, inside its DER header")]
+    DerHeaderTruncated { path: FilePath, len: usize },
     #[error("the card data is {len} bytes long, fewer than {expected}")]
     ShortCardData { len: usize, expected: usize },
     #[error("wrong PIN: {tries_left} tries left")]
@@ -139,6 +163,8 @@ const MAX_GET_RESPONSES: usize = 32;
 const MAX_RESPONSE: usize = 8 * 1024;
 /// The highest offset READ BINARY can address.
 const MAX_OFFSET: usize = 0x7FFF;
+/// The most bytes a DER file may announce: every byte of it must be addressable.
+const MAX_DER_FILE: usize = MAX_OFFSET + 1;
 
 /// A session with one card. Owns (or borrows, through `&mut T`) the transport.
 #[derive(Debug)]
@@ -283,8 +309,92 @@ impl<T: Transmit> CardSession<T> {
         Ok(contents)
     }
 
+    /// Selects and reads a file that holds one DER element followed by zero padding (the
+    /// certificate files `DF00/5038`, `503A`, `503C`): READ BINARY stops once the length the
+    /// element's header announces is read, and the last one asks for no more than what is left.
+    /// Returns the element without its padding.
+    ///
+    /// With no DER header to go by, the bytes read so far come back for the verifier to judge:
+    /// a first chunk of zeros only (an absent certificate, as on a Kids-ID without
+    /// authentication certificate, which [`super::X509Certificate::from_card_file`] reports as
+    /// absent), or a header that is not DER. A file that ends before its announced length is
+    /// [`SessionError::DerTruncated`] (or [`SessionError::DerHeaderTruncated`]), one that
+    /// announces more than READ BINARY can address is [`SessionError::DerTooLong`].
+    pub fn read_der_file(&mut self, path: FilePath) -> Result<Vec<u8>, SessionError> {
+        self.select(path)?;
+        let mut contents = Vec::new();
+        let mut announced = None;
+        loop {
+            let offset = contents.len();
+            let wanted = match announced {
+                Some(total) if offset >= total => break,
+                Some(total) => usize::from(READ_CHUNK).min(total - offset),
+                None => usize::from(READ_CHUNK),
+            };
+            if offset > MAX_OFFSET {
+                return Err(SessionError::FileTooLarge {
+                    path,
+                    limit: MAX_OFFSET,
+                });
+            }
+            let command = apdu::read_binary(offset as u16, wanted as u8);
+            let response = self.transceive(&command)?;
+            match response.status.0 {
+                0x9000 => {}
+                0x6B00 if offset > 0 => break,
+                _ => {
+                    return Err(SessionError::Refused {
+                        command: command.name(),
+                        status: response.status,
+                    });
+                }
+            }
+            let got = response.data.len();
+            if got > wanted {
+                return Err(SessionError::ChunkTooLong { asked: wanted, got });
+            }
+            contents.extend_from_slice(&response.data);
+            if announced.is_none() {
+                if contents.iter().all(|&byte| byte == 0) {
+                    return Ok(contents);
+                }
+                match der_announced_len(&contents) {
+                    DerLength::Announced(total) if total > MAX_DER_FILE => {
+                        return Err(SessionError::DerTooLong {
+                            path,
+                            announced: total,
+                            limit: MAX_DER_FILE,
+                        });
+                    }
+                    DerLength::Announced(total) => announced = Some(total),
+                    DerLength::NotDer => return Ok(contents),
+                    DerLength::HeaderIncomplete => {}
+                }
+            }
+            if got < wanted {
+                break;
+            }
+        }
+        match announced {
+            Some(total) if contents.len() < total => Err(SessionError::DerTruncated {
+                path,
+                len: contents.len(),
+                announced: total,
+            }),
+            Some(total) => {
+                contents.truncate(total);
+                Ok(contents)
+            }
+            None => Err(SessionError::DerHeaderTruncated {
+                path,
+                len: contents.len(),
+            }),
+        }
+    }
+
     /// Reads every file that [`super::verify::verify_card`] checks, in one go: a card pulled
-    /// half-way gives the transport's error, never a partial set.
+    /// half-way gives the transport's error, never a partial set. The RRN certificate comes
+    /// without its padding ([`CardSession::read_der_file`]).
     pub fn read_card_files(&mut self) -> Result<CardFiles, SessionError> {
         Ok(CardFiles {
             identity: self.read_file(FilePath::IDENTITY)?,
@@ -292,7 +402,7 @@ impl<T: Transmit> CardSession<T> {
             address: self.read_file(FilePath::ADDRESS)?,
             address_signature: self.read_file(FilePath::ADDRESS_SIGNATURE)?,
             photo: self.read_file(FilePath::PHOTO)?,
-            rrn_certificate: self.read_file(FilePath::RRN_CERTIFICATE)?,
+            rrn_certificate: self.read_der_file(FilePath::RRN_CERTIFICATE)?,
         })
     }
 
