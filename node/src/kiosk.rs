@@ -22,7 +22,7 @@ use axum::{Form, Router};
 use busloket_hardware::eid::Pin;
 use busloket_hardware::{CardError, CardEvent, CardIdentity, DocumentType};
 use busloket_sync::national_number::NationalNumber;
-use busloket_sync::record::{CardEvidence, Delivery, Person};
+use busloket_sync::record::{Delivery, Person};
 use busloket_sync::terms::{
     AuthStrength, Channel, DeliveryMethod, DocumentCode, Language, Relation,
 };
@@ -81,7 +81,10 @@ pub async fn follow_card_events(
 
 fn card_inserted(state: &AppState, reader: &str) {
     let Some(station) = state.kiosks.station_of_reader(reader).map(str::to_owned) else {
-        // The staff desk's reader: the console shows it.
+        // The staff desk's reader: a new card is read when the clerk asks; forget the old one.
+        if reader == state.config.desk_reader {
+            state.desk.clear();
+        }
         state.events.send(NodeEvent::Device);
         return;
     };
@@ -166,18 +169,15 @@ async fn identify(state: &AppState, station: &str, identity: CardIdentity) -> Ca
         first_name,
         authentication: AuthStrength::CardRead,
         can_sign: identity.document_type != DocumentType::KidsId,
-        evidence: identity.evidence.map(|evidence| CardEvidence {
-            identity_file_sha256: evidence.identity_file_sha256,
-            applet_version: evidence.applet_version,
-            register_signature_verified: evidence.register_signature_verified,
-            chip_verified: evidence.chip_verified,
-            holder: None,
-        }),
+        evidence: identity.evidence.as_ref().map(workflow::record_evidence),
     }))
 }
 
 fn card_removed(state: &AppState, reader: &str) {
     let Some(station) = state.kiosks.station_of_reader(reader).map(str::to_owned) else {
+        if reader == state.config.desk_reader {
+            state.desk.clear();
+        }
         state.events.send(NodeEvent::Device);
         return;
     };

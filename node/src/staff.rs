@@ -5,7 +5,10 @@
 //! The queue shows numbers, documents and statuses, not names: a name is citizen data, shown on a
 //! request's page, and every such page view writes an access-log entry.
 
+mod desk;
 mod pages;
+
+pub use desk::{DeskCard, DeskCardSlot};
 
 use std::convert::Infallible;
 
@@ -39,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .route("/staff/help/{station}/answer", post(answer_help))
         .route("/staff/serve", get(pages::serve_page).post(serve))
         .route("/staff/serve/read-card", post(read_desk_card))
+        .route("/staff/serve/photo", get(desk_photo))
         .route("/staff/requests/{id}", get(pages::request_page))
         .route("/staff/requests/{id}/reprint", post(reprint))
         .route("/staff/requests/{id}/cancel", post(cancel))
@@ -114,6 +118,7 @@ async fn read_desk_card(
         return Ok(to_login());
     };
     let reader = state.config.desk_reader.clone();
+    state.desk.clear();
     let form = match state.readers.read_identity(&reader).await {
         Ok(identity) => match NationalNumber::parse(&identity.national_number) {
             Ok(number) => {
@@ -121,12 +126,13 @@ async fn read_desk_card(
                     &state,
                     &staff.actor(),
                     number,
-                    &["identity", "address"],
+                    &["identity", "address", "photo"],
                     "serving a citizen at the desk",
                     None,
                     Utc::now(),
                 )
                 .await?;
+                state.desk.put(DeskCard::new(number, &identity));
                 pages::ServeForm {
                     requester_number: number.formatted(),
                     requester_name: format!("{} {}", identity.first_names, identity.surname),
@@ -148,6 +154,19 @@ async fn read_desk_card(
         }
     };
     Ok(pages::serve_form(&state, &staff, &form).into_response())
+}
+
+/// The photo on the card read at the desk, for the clerk to compare with the person.
+async fn desk_photo(State(state): State<AppState>, MaybeStaff(staff): MaybeStaff) -> Response {
+    if staff.is_none() {
+        return to_login();
+    }
+    match state.desk.get().and_then(|card| card.photo) {
+        Some((content_type, bytes)) => {
+            ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
+        }
+        None => axum::http::StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn serve(
@@ -205,6 +224,10 @@ fn serve_input(
         national_number: requester_number,
         name: form.requester_name.trim().to_owned(),
     };
+    let desk_card = form
+        .from_card
+        .then(|| state.desk.card_of(&requester_number))
+        .flatten();
     let subject = if relation == Relation::Myself {
         requester.clone()
     } else {
@@ -234,7 +257,8 @@ fn serve_input(
         subject,
         relation,
         subject_is_minor,
-        authentication: if form.from_card {
+        // Card strength only while the requester's card, read at the desk, is still in the reader.
+        authentication: if desk_card.is_some() {
             AuthStrength::CardRead
         } else {
             AuthStrength::Declared
@@ -243,9 +267,7 @@ fn serve_input(
         language: form.language.parse::<Language>().unwrap_or_default(),
         delivery: Delivery { method, email },
         purpose: Some(form.purpose.clone()).filter(|p| !p.trim().is_empty()),
-        // The desk form cannot carry what the card proved across a page: the desk read counts as
-        // `card-read` strength, without evidence (PIN sign-in at the desk comes later).
-        evidence: None,
+        evidence: desk_card.and_then(|card| card.evidence),
         station: "desk".into(),
         by: staff.actor(),
     })

@@ -22,6 +22,7 @@ use crate::events::{Events, Shutdown};
 use crate::i18n::Translations;
 use crate::kiosk::KioskSessions;
 use crate::register::{DemoRegister, Register, UnknownRegister};
+use crate::staff::DeskCardSlot;
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -39,6 +40,8 @@ pub struct AppState {
     pub kiosks: Arc<KioskSessions>,
     pub staff_sessions: Arc<StaffSessions>,
     pub help_calls: Arc<HelpCalls>,
+    /// The card the clerk last read at the staff desk, while it stays in the reader.
+    pub desk: Arc<DeskCardSlot>,
     pub events: Events,
     pub shutdown: Shutdown,
     /// The simulators' control handles, present only in demo mode (for the demo control page).
@@ -172,6 +175,7 @@ impl AppState {
             kiosks,
             staff_sessions: Arc::new(StaffSessions::default()),
             help_calls: Arc::new(HelpCalls::default()),
+            desk: Arc::new(DeskCardSlot::default()),
             events: Events::new(),
             shutdown: Shutdown::new(),
             demo,

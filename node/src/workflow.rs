@@ -91,6 +91,18 @@ pub fn plausible_email(address: &str) -> bool {
         && !address.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
+/// What a verified card read proved, as a request record carries it (without a holder
+/// signature: that comes with the PIN, per request).
+pub fn record_evidence(evidence: &busloket_hardware::CardEvidence) -> CardEvidence {
+    CardEvidence {
+        identity_file_sha256: evidence.identity_file_sha256.clone(),
+        applet_version: evidence.applet_version,
+        register_signature_verified: evidence.register_signature_verified,
+        chip_verified: evidence.chip_verified,
+        holder: None,
+    }
+}
+
 /// A request checked and laid out but not stored yet: what the holder's PIN signs.
 #[derive(Debug)]
 pub struct Draft {

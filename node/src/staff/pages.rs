@@ -3,6 +3,7 @@
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use busloket_hardware::PrinterStatus;
+use busloket_sync::national_number::NationalNumber;
 use busloket_sync::record::{EventKind, RequestView};
 use busloket_sync::terms::{DeliveryMethod, Language, Relation, RequestId};
 use chrono::Utc;
@@ -243,6 +244,11 @@ pub async fn serve_page(State(state): State<AppState>, MaybeStaff(staff): MaybeS
 
 pub fn serve_form(state: &AppState, staff: &Staff, form: &ServeForm) -> Markup {
     let tr = state.translations.get(Language::default());
+    let desk_photo = form.from_card
+        && NationalNumber::parse(&form.requester_number)
+            .ok()
+            .and_then(|number| state.desk.card_of(&number))
+            .is_some_and(|card| card.photo.is_some());
     let main = html! {
         h1 { (tr.t("staff-serve")) }
         @if let Some(message) = &form.message {
@@ -257,6 +263,13 @@ pub fn serve_form(state: &AppState, staff: &Staff, form: &ServeForm) -> Markup {
                 @if form.from_card {
                     p.message.notice role="status" { (tr.t("staff-from-card")) }
                     input type="hidden" name="from_card" value="true";
+                    @if desk_photo {
+                        figure.card-photo {
+                            img src="/staff/serve/photo" width="150" height="200"
+                                alt=(tr.t_with("staff-photo-alt", &[("name", &form.requester_name)]));
+                            figcaption { (tr.t("staff-photo-caption")) }
+                        }
+                    }
                 }
                 label for="requester_number" { (tr.t("staff-national-number")) }
                 input #requester_number .text type="text" name="requester_number" value=(form.requester_number)
@@ -379,6 +392,7 @@ fn request_details(state: &AppState, tr: Tr<'_>, view: &RequestView, done: Optio
                     Some(evidence) => {
                         (tr.t_with("staff-evidence-card", &[("applet", &format!("{:x}.{:x}", evidence.applet_version >> 4, evidence.applet_version & 0x0f))]))
                         @if evidence.chip_verified { "; " (tr.t("staff-evidence-chip")) }
+                        @if evidence.holder.is_some() { "; " (tr.t("staff-evidence-pin")) }
                     },
                     None => (tr.t("staff-evidence-none")),
                 }

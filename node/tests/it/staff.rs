@@ -5,6 +5,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use busloket_node::app;
+use busloket_node::events::NodeEvent;
+use busloket_sync::terms::AuthStrength;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -151,4 +153,61 @@ async fn serve_a_citizen_by_typed_number_and_by_desk_card() {
     assert_eq!(signed_out.location.as_deref(), Some("/staff/login"));
     let after = send(&app, "GET", "/staff", Some(&cookie), "").await;
     assert_eq!(after.location.as_deref(), Some("/staff/login"));
+}
+
+#[tokio::test]
+async fn the_desk_card_shows_its_photo_and_counts_only_while_it_is_in_the_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = demo_state(dir.path());
+    state.start_background_tasks();
+    let app = app(state.clone());
+    let cookie = signed_in(&app).await;
+    let readers = state.demo.as_ref().unwrap().readers.clone().unwrap();
+    readers.insert("Demo Desk Reader", "72110514335").unwrap();
+    let filled = send(&app, "POST", "/staff/serve/read-card", Some(&cookie), "").await;
+    assert!(
+        filled.text.contains("src=\"/staff/serve/photo\""),
+        "{}",
+        filled.text
+    );
+    let photo = send(&app, "GET", "/staff/serve/photo", Some(&cookie), "").await;
+    assert_eq!(photo.status, StatusCode::OK);
+    assert!(
+        photo.text.starts_with("<svg"),
+        "a demo card's picture is the placeholder"
+    );
+    let no_session = send(&app, "GET", "/staff/serve/photo", None, "").await;
+    assert_eq!(no_session.location.as_deref(), Some("/staff/login"));
+
+    let from_card = "requester_number=72.11.05-143.35&requester_name=Julien+Dubois&from_card=true&relation=self&document=life-certificate&language=fr&delivery=print-here";
+    let page = send(&app, "POST", "/staff/serve", Some(&cookie), from_card).await;
+    let location = page.location.expect("a redirect to the new request");
+    let id = location
+        .trim_start_matches("/staff/requests/")
+        .parse()
+        .unwrap();
+    let view = state.store.load(id).unwrap().unwrap().view().unwrap();
+    assert_eq!(view.fields.authentication, AuthStrength::CardRead);
+
+    // Pulled: the photo is gone, and a form that still claims the card counts as typed in.
+    let mut events = state.events.subscribe();
+    readers.pull("Demo Desk Reader").unwrap();
+    // The node announces the desk reader's change once it has forgotten the card.
+    while !matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), events.recv())
+            .await
+            .expect("the node saw the card leave"),
+        Ok(NodeEvent::Device)
+    ) {}
+    let photo = send(&app, "GET", "/staff/serve/photo", Some(&cookie), "").await;
+    assert_eq!(photo.status, StatusCode::NOT_FOUND);
+    let page = send(&app, "POST", "/staff/serve", Some(&cookie), from_card).await;
+    let location = page.location.expect("a redirect to the new request");
+    let id = location
+        .trim_start_matches("/staff/requests/")
+        .parse()
+        .unwrap();
+    let view = state.store.load(id).unwrap().unwrap().view().unwrap();
+    assert_eq!(view.fields.authentication, AuthStrength::Declared);
+    state.shutdown.cancel();
 }
