@@ -1,5 +1,6 @@
-//! Staff sign-in: local accounts with argon2 password hashes (eID sign-in comes with the eID
-//! issue), and the sessions that follow.
+//! Staff sign-in: with the clerk's own eID and PIN in the desk reader (the account names the card
+//! by its binding, see `busloket_sync::staff`), or with a local account's argon2 password when no
+//! reader works; and the sessions that follow.
 //!
 //! A session is a random token in an `HttpOnly`, `SameSite=Strict` cookie (which also keeps other
 //! sites from posting the console's forms) or in an `Authorization: Bearer` header for API clients.
@@ -15,6 +16,11 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use rand::Rng;
+
+use busloket_sync::national_number::NationalNumber;
+use busloket_sync::staff::eid_binding;
+use busloket_sync::terms::DeviceId;
+use chrono::{DateTime, Utc};
 
 use crate::config::StaffAccount;
 use crate::error::ApiError;
@@ -61,13 +67,34 @@ impl StaffSessions {
             .verify_password(password.as_bytes(), &parsed)
             .is_ok();
         let account = account.filter(|_| valid)?;
-        let token = hex::encode(rand::thread_rng().r#gen::<[u8; 32]>());
+        Some(self.open(Staff {
+            username: account.username.clone(),
+            display_name: account.display_name.clone(),
+        }))
+    }
+
+    /// Opens a session for the account bound to the holder of this national number, whose card
+    /// has just signed a sign-in statement with its PIN.
+    pub fn sign_in_with_eid(
+        &self,
+        accounts: &[StaffAccount],
+        national_number: &NationalNumber,
+    ) -> Option<(String, Staff)> {
+        let binding = eid_binding(national_number);
+        let account = accounts
+            .iter()
+            .find(|account| account.eid.as_deref() == Some(binding.as_str()))?;
         let staff = Staff {
             username: account.username.clone(),
             display_name: account.display_name.clone(),
         };
+        Some((self.open(staff.clone()), staff))
+    }
+
+    fn open(&self, staff: Staff) -> String {
+        let token = hex::encode(rand::thread_rng().r#gen::<[u8; 32]>());
         self.lock().insert(token.clone(), (staff, Instant::now()));
-        Some(token)
+        token
     }
 
     pub fn sign_out(&self, token: &str) {
@@ -89,6 +116,16 @@ impl StaffSessions {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// What a clerk's card signs to sign in: fresh each time, bound to this node and the moment.
+pub fn sign_in_statement(device: &DeviceId, now: DateTime<Utc>) -> Vec<u8> {
+    let nonce = hex::encode(rand::thread_rng().r#gen::<[u8; 32]>());
+    format!(
+        "busloket staff sign-in v1\ndevice: {device}\nnonce: {nonce}\nat: {}\n",
+        now.timestamp_millis()
+    )
+    .into_bytes()
 }
 
 /// The argon2 hash of a random password nobody knows.
@@ -167,6 +204,7 @@ mod tests {
             username: "an".into(),
             display_name: "An Clerk".into(),
             password_hash: hash,
+            eid: Some(eid_binding(&"86.04.17-086.74".parse().unwrap())),
         }
     }
 
@@ -180,6 +218,32 @@ mod tests {
         assert_eq!(sessions.staff(&token).unwrap().username, "an");
         sessions.sign_out(&token);
         assert_eq!(sessions.staff(&token), None);
+    }
+
+    #[test]
+    fn eid_sign_in_finds_the_bound_account_only() {
+        let sessions = StaffSessions::default();
+        let accounts = [account("correct horse")];
+        let other: NationalNumber = "78.03.12-037.01".parse().unwrap();
+        assert!(sessions.sign_in_with_eid(&accounts, &other).is_none());
+        let (token, staff) = sessions
+            .sign_in_with_eid(&accounts, &"86041708674".parse().unwrap())
+            .unwrap();
+        assert_eq!(staff.username, "an");
+        assert_eq!(sessions.staff(&token), Some(staff));
+    }
+
+    #[test]
+    fn sign_in_statements_are_fresh() {
+        let device: DeviceId = "bus-1".parse().unwrap();
+        let now = Utc::now();
+        let first = sign_in_statement(&device, now);
+        assert_ne!(first, sign_in_statement(&device, now));
+        assert!(
+            String::from_utf8(first)
+                .unwrap()
+                .contains("device: bus-1\n")
+        );
     }
 
     #[test]

@@ -109,6 +109,8 @@ struct RawStaff {
     username: String,
     display_name: String,
     password_hash: String,
+    #[serde(default)]
+    eid: Option<String>,
 }
 
 /// A validated configuration.
@@ -175,6 +177,9 @@ pub struct StaffAccount {
     pub display_name: String,
     /// An argon2 PHC string, made by `busloket-provision staff hash`.
     pub password_hash: String,
+    /// The clerk's own eID, as a binding from `busloket-provision staff eid`: with it the clerk
+    /// signs in with card and PIN at the desk reader.
+    pub eid: Option<String>,
 }
 
 impl Config {
@@ -298,10 +303,19 @@ impl Config {
                         staff.username
                     )));
                 }
+                if let Some(eid) = &staff.eid
+                    && !busloket_sync::staff::is_eid_binding(eid)
+                {
+                    return Err(invalid(format!(
+                        "staff `{}`: eid must be 64 lowercase hex digits (make it with `busloket-provision staff eid`)",
+                        staff.username
+                    )));
+                }
                 Ok(StaffAccount {
                     username: staff.username,
                     display_name: staff.display_name,
                     password_hash: staff.password_hash,
+                    eid: staff.eid,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -428,6 +442,21 @@ mod tests {
         assert!(Config::parse(&path, &allowed).is_ok());
         let missing = Config::parse(&path, &pcsc("trust_anchors = [\"nowhere.pem\"]")).unwrap_err();
         assert!(missing.to_string().contains("nowhere.pem"), "{missing}");
+    }
+
+    #[test]
+    fn a_staff_eid_binding_must_look_like_one() {
+        let config = Config::parse(Path::new("node.toml"), EXAMPLE).unwrap();
+        assert!(
+            config.staff[0].eid.is_some(),
+            "the demo clerk signs in with a demo card"
+        );
+        let text = EXAMPLE.replace("eid = \"7f41", "eid = \"7F41");
+        let err = Config::parse(Path::new("node.toml"), &text).unwrap_err();
+        assert!(
+            err.to_string().contains("busloket-provision staff eid"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
+use busloket_hardware::card::DEMO_PIN;
 use busloket_hardware::{PrinterStatus, ReceiptPrinter, demo_citizens};
 use busloket_sync::terms::Language;
 use maud::{Markup, html};
@@ -66,6 +67,7 @@ async fn control_page(State(state): State<AppState>) -> Result<Markup, ApiError>
         main: html! {
             h1 { (tr.t("demo-control")) }
             p.lead { (tr.t("demo-intro")) }
+            p { (tr.t_with("demo-pin", &[("pin", DEMO_PIN)])) }
             ul.links {
                 @for station in &state.config.stations {
                     li { a href={ "/kiosk/" (station.id) } target="_blank" { (station.name) " ↗" } }

@@ -18,6 +18,8 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use busloket_hardware::eid::Pin;
+use busloket_hardware::{CardError, HolderRequest};
 use busloket_sync::national_number::NationalNumber;
 use busloket_sync::record::{Delivery, Person};
 use busloket_sync::terms::{AuthStrength, Channel, DeliveryMethod, Language, Relation, RequestId};
@@ -37,6 +39,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/staff", get(pages::dashboard))
         .route("/staff/login", get(pages::login_page).post(login))
+        .route("/staff/login/eid", post(login_with_eid))
         .route("/staff/logout", post(logout))
         .route("/staff/events", get(events))
         .route("/staff/help/{station}/answer", post(answer_help))
@@ -74,8 +77,73 @@ async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Re
             Redirect::to("/staff"),
         )
             .into_response(),
-        None => pages::login_form(&state, true).into_response(),
+        None => {
+            let tr = state.translations.get(Language::default());
+            pages::login_form(&state, Some(tr.t("staff-sign-in-failed"))).into_response()
+        }
     }
+}
+
+/// No `Debug`: it holds a PIN.
+#[derive(Deserialize)]
+struct EidLoginForm {
+    pin: String,
+}
+
+/// Sign-in with the clerk's own eID in the desk reader: the card signs a fresh statement with its
+/// PIN, and the certificate's national number names the account.
+async fn login_with_eid(State(state): State<AppState>, Form(form): Form<EidLoginForm>) -> Response {
+    let tr = state.translations.get(Language::default());
+    let Ok(pin) = Pin::new(form.pin.trim()) else {
+        return pages::login_form(&state, Some(tr.t("kiosk-pin-format"))).into_response();
+    };
+    let request = HolderRequest {
+        pin,
+        statement: auth::sign_in_statement(&state.config.device_id, Utc::now()),
+        expected_national_number: None,
+    };
+    let message = match state
+        .readers
+        .authenticate_holder(&state.config.desk_reader, request)
+        .await
+    {
+        // A simulated card signs nothing: only a demo node takes it.
+        Ok(signature) if signature.demo && !state.config.demo => tr.t("staff-eid-failed"),
+        Ok(signature) => {
+            let account = NationalNumber::parse(&signature.national_number)
+                .ok()
+                .and_then(|number| {
+                    state
+                        .staff_sessions
+                        .sign_in_with_eid(&state.config.staff, &number)
+                });
+            match account {
+                Some((token, staff)) => {
+                    tracing::info!(username = staff.username, "staff signed in with eID");
+                    return (
+                        [(header::SET_COOKIE, auth::session_cookie(&token))],
+                        Redirect::to("/staff"),
+                    )
+                        .into_response();
+                }
+                None => tr.t("staff-eid-unknown"),
+            }
+        }
+        Err(CardError::WrongPin { tries_left, .. }) => {
+            tr.t_count("staff-eid-wrong-pin", tries_left.into())
+        }
+        Err(CardError::PinBlocked { .. }) => tr.t("staff-eid-blocked"),
+        Err(
+            CardError::NoCard { .. }
+            | CardError::CardRemoved { .. }
+            | CardError::UnknownReader { .. },
+        ) => tr.t("staff-eid-no-card"),
+        Err(err) => {
+            tracing::info!("staff eID sign-in failed: {err}");
+            tr.t("staff-eid-failed")
+        }
+    };
+    pages::login_form(&state, Some(message)).into_response()
 }
 
 async fn logout(State(state): State<AppState>, request: axum::http::request::Parts) -> Response {

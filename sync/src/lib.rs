@@ -3,10 +3,10 @@
 //! What lives here: national numbers ([`national_number`]), the document catalogue and its
 //! eligibility rules ([`catalogue`], [`eligibility`]), the request record as one Automerge document
 //! per request ([`record`]), the encrypted sled store ([`store`], [`at_rest`]) and the hash-chained
-//! access log ([`access_log`]).
+//! access log ([`access_log`]), and the link of staff accounts to their own eID ([`staff`]).
 //!
 //! Architecture invariants:
-//! - The pure modules (`national_number`, `catalogue`, `eligibility`, `record`, `terms`) do no IO and
+//! - The pure modules (`national_number`, `catalogue`, `eligibility`, `record`, `staff`, `terms`) do no IO and
 //!   read no clock: time, ids and keys are arguments. Only `store`, `at_rest` and `access_log` touch
 //!   the disk.
 //! - This crate knows nothing of HTTP, HTML or devices: it never depends on axum or on
@@ -18,5 +18,6 @@ pub mod catalogue;
 pub mod eligibility;
 pub mod national_number;
 pub mod record;
+pub mod staff;
 pub mod store;
 pub mod terms;

@@ -95,6 +95,20 @@ staff-queue = Warteschlange
 staff-serve = Bürger bedienen
 staff-sign-in = Anmelden
 staff-sign-in-failed = Unbekannter Benutzername oder falsches Passwort.
+staff-sign-in-eid = Mit Ihrem eID
+staff-sign-in-eid-text = Stecken Sie Ihren eigenen Personalausweis in das Lesegerät am Schalter und geben Sie die PIN ein.
+staff-pin = PIN
+staff-sign-in-eid-button = Mit meinem eID anmelden
+staff-sign-in-password = Mit Benutzername und Passwort
+staff-sign-in-password-text = Falls kein Kartenleser funktioniert.
+staff-eid-no-card = Im Lesegerät am Schalter konnte keine Karte gelesen werden.
+staff-eid-unknown = Diese Karte ist mit keinem Mitarbeiterkonto verbunden.
+staff-eid-wrong-pin = { $count ->
+    [one] Falsche PIN. Noch ein Versuch, bevor die Karte gesperrt wird.
+   *[other] Falsche PIN. Noch { $count } Versuche.
+}
+staff-eid-blocked = Die PIN dieser Karte ist gesperrt. Melden Sie sich mit Ihrem Passwort an.
+staff-eid-failed = Die Anmeldung mit dieser Karte hat nicht funktioniert. Melden Sie sich mit Ihrem Passwort an.
 staff-sign-out = Abmelden ({ $name })
 staff-username = Benutzername
 staff-password = Passwort
@@ -221,6 +235,7 @@ demo-title = Demo
 demo-control = Demo-Steuerung
 demo-banner = DEMO — simulierte Geräte und erfundene Personen
 demo-intro = Stecken Sie die Karte eines erfundenen Bürgers in ein Lesegerät und folgen Sie dann dem Bürger am Tablet und dem Mitarbeiter an der Mitarbeiterkonsole.
+demo-pin = Jede Demokarte hat die PIN { $pin }. Mit der Karte von An Claes meldet sich der Mitarbeiter an der Mitarbeiterkonsole an.
 demo-readers = Kartenlesegeräte
 demo-real-readers = Dieser Knoten nutzt echte Kartenleser: Stecken Sie eine Karte in einen Leser.
 demo-card-in = Karte von { $name } eingesteckt.

@@ -95,6 +95,20 @@ staff-queue = Queue
 staff-serve = Serve a citizen
 staff-sign-in = Sign in
 staff-sign-in-failed = Unknown user name or wrong password.
+staff-sign-in-eid = With your eID
+staff-sign-in-eid-text = Put your own identity card in the desk reader and type its PIN code.
+staff-pin = PIN code
+staff-sign-in-eid-button = Sign in with my eID
+staff-sign-in-password = With user name and password
+staff-sign-in-password-text = For when no card reader works.
+staff-eid-no-card = No card could be read in the desk reader.
+staff-eid-unknown = This card is not linked to a staff account.
+staff-eid-wrong-pin = { $count ->
+    [one] Wrong PIN code. One try left before the card is blocked.
+   *[other] Wrong PIN code. { $count } tries left.
+}
+staff-eid-blocked = The PIN code of this card is blocked. Sign in with your password.
+staff-eid-failed = Signing in with this card did not work. Sign in with your password.
 staff-sign-out = Sign out ({ $name })
 staff-username = User name
 staff-password = Password
@@ -221,6 +235,7 @@ demo-title = Demo
 demo-control = Demo control
 demo-banner = DEMO — simulated devices and made-up people
 demo-intro = Insert the card of a made-up citizen into a reader, then follow the citizen on the tablet and the clerk at the staff console.
+demo-pin = Every demo card has the PIN code { $pin }. The card of An Claes signs the clerk in at the staff console.
 demo-readers = Card readers
 demo-real-readers = This node uses real card readers: insert a card into a reader.
 demo-card-in = Card of { $name } inserted.

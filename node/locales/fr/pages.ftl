@@ -95,6 +95,20 @@ staff-queue = File d'attente
 staff-serve = Accueillir un citoyen
 staff-sign-in = Se connecter
 staff-sign-in-failed = Nom d'utilisateur inconnu ou mot de passe incorrect.
+staff-sign-in-eid = Avec votre eID
+staff-sign-in-eid-text = Insérez votre propre carte d'identité dans le lecteur du guichet et tapez son code PIN.
+staff-pin = Code PIN
+staff-sign-in-eid-button = Me connecter avec mon eID
+staff-sign-in-password = Avec nom d'utilisateur et mot de passe
+staff-sign-in-password-text = Si aucun lecteur de carte ne fonctionne.
+staff-eid-no-card = Aucune carte n'a pu être lue dans le lecteur du guichet.
+staff-eid-unknown = Cette carte n'est liée à aucun compte d'agent.
+staff-eid-wrong-pin = { $count ->
+    [one] Code PIN erroné. Encore un essai avant que la carte soit bloquée.
+   *[other] Code PIN erroné. Encore { $count } essais.
+}
+staff-eid-blocked = Le code PIN de cette carte est bloqué. Connectez-vous avec votre mot de passe.
+staff-eid-failed = La connexion avec cette carte n'a pas fonctionné. Connectez-vous avec votre mot de passe.
 staff-sign-out = Se déconnecter ({ $name })
 staff-username = Nom d'utilisateur
 staff-password = Mot de passe
@@ -221,6 +235,7 @@ demo-title = Démo
 demo-control = Pilotage de la démo
 demo-banner = DÉMO — appareils simulés et personnes fictives
 demo-intro = Introduisez la carte d'un citoyen fictif dans un lecteur, puis suivez le citoyen sur la tablette et l'agent dans la console du personnel.
+demo-pin = Chaque carte de démo a le code PIN { $pin }. La carte d'An Claes connecte l'agent à la console du personnel.
 demo-readers = Lecteurs de cartes
 demo-real-readers = Ce nœud utilise de vrais lecteurs de cartes : introduisez une carte dans un lecteur.
 demo-card-in = Carte de { $name } introduite.

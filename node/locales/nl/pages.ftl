@@ -95,6 +95,20 @@ staff-queue = Wachtrij
 staff-serve = Burger helpen
 staff-sign-in = Aanmelden
 staff-sign-in-failed = Onbekende gebruikersnaam of verkeerd wachtwoord.
+staff-sign-in-eid = Met uw eID
+staff-sign-in-eid-text = Steek uw eigen identiteitskaart in de balielezer en typ de pincode.
+staff-pin = Pincode
+staff-sign-in-eid-button = Aanmelden met mijn eID
+staff-sign-in-password = Met gebruikersnaam en wachtwoord
+staff-sign-in-password-text = Voor als geen kaartlezer werkt.
+staff-eid-no-card = In de balielezer kon geen kaart gelezen worden.
+staff-eid-unknown = Deze kaart is niet gekoppeld aan een medewerkersaccount.
+staff-eid-wrong-pin = { $count ->
+    [one] Verkeerde pincode. Nog één poging voor de kaart geblokkeerd wordt.
+   *[other] Verkeerde pincode. Nog { $count } pogingen.
+}
+staff-eid-blocked = De pincode van deze kaart is geblokkeerd. Meld u aan met uw wachtwoord.
+staff-eid-failed = Aanmelden met deze kaart lukte niet. Meld u aan met uw wachtwoord.
 staff-sign-out = Afmelden ({ $name })
 staff-username = Gebruikersnaam
 staff-password = Wachtwoord
@@ -221,6 +235,7 @@ demo-title = Demo
 demo-control = Demobediening
 demo-banner = DEMO — gesimuleerde toestellen en verzonnen personen
 demo-intro = Steek de kaart van een verzonnen burger in een lezer en volg dan de burger op de tablet en de medewerker in de console.
+demo-pin = Elke demokaart heeft pincode { $pin }. Met de kaart van An Claes meldt de medewerker zich aan in de medewerkersconsole.
 demo-readers = Kaartlezers
 demo-real-readers = Deze node gebruikt echte kaartlezers: steek een kaart in een lezer.
 demo-card-in = Kaart van { $name } ingestoken.

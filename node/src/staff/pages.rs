@@ -43,10 +43,12 @@ fn staff_page(state: &AppState, staff: Option<&Staff>, title: String, main: Mark
 }
 
 pub async fn login_page(State(state): State<AppState>) -> Markup {
-    login_form(&state, false)
+    login_form(&state, None)
 }
 
-pub fn login_form(state: &AppState, failed: bool) -> Markup {
+/// The sign-in page: eID and PIN first, the password for when no reader works. `message` is a
+/// translated problem to show.
+pub fn login_form(state: &AppState, message: Option<String>) -> Markup {
     let tr = state.translations.get(Language::default());
     staff_page(
         state,
@@ -54,15 +56,32 @@ pub fn login_form(state: &AppState, failed: bool) -> Markup {
         tr.t("staff-sign-in"),
         html! {
             h1 { (tr.t("staff-sign-in")) }
-            @if failed {
-                p.message.problem role="alert" { (tr.t("staff-sign-in-failed")) }
+            @if let Some(message) = message {
+                p.message.problem role="alert" { (message) }
             }
-            form.stack method="post" action="/staff/login" {
-                label for="username" { (tr.t("staff-username")) }
-                input #username .text type="text" name="username" autocomplete="username" required autofocus;
-                label for="password" { (tr.t("staff-password")) }
-                input #password .text type="password" name="password" autocomplete="current-password" required;
-                button.button.primary type="submit" { (tr.t("staff-sign-in")) }
+            div.columns {
+                section.panel aria-labelledby="sign-in-eid" {
+                    h2 #sign-in-eid { (tr.t("staff-sign-in-eid")) }
+                    p #eid-hint { (tr.t("staff-sign-in-eid-text")) }
+                    form.stack method="post" action="/staff/login/eid" {
+                        label for="pin" { (tr.t("staff-pin")) }
+                        input #pin .text type="password" name="pin" inputmode="numeric" pattern="[0-9]*"
+                            minlength="4" maxlength="12" autocomplete="off" required autofocus
+                            aria-describedby="eid-hint";
+                        button.button.primary type="submit" { (tr.t("staff-sign-in-eid-button")) }
+                    }
+                }
+                section.panel aria-labelledby="sign-in-password" {
+                    h2 #sign-in-password { (tr.t("staff-sign-in-password")) }
+                    p { (tr.t("staff-sign-in-password-text")) }
+                    form.stack method="post" action="/staff/login" {
+                        label for="username" { (tr.t("staff-username")) }
+                        input #username .text type="text" name="username" autocomplete="username" required;
+                        label for="password" { (tr.t("staff-password")) }
+                        input #password .text type="password" name="password" autocomplete="current-password" required;
+                        button.button type="submit" { (tr.t("staff-sign-in")) }
+                    }
+                }
             }
         },
     )

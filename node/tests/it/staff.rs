@@ -211,3 +211,39 @@ async fn the_desk_card_shows_its_photo_and_counts_only_while_it_is_in_the_reader
     assert_eq!(view.fields.authentication, AuthStrength::Declared);
     state.shutdown.cancel();
 }
+
+#[tokio::test]
+async fn a_clerk_signs_in_with_their_own_eid_and_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = demo_state(dir.path());
+    let app = app(state.clone());
+    let readers = state.demo.as_ref().unwrap().readers.clone().unwrap();
+    let sign_in = |pin: &'static str| send(&app, "POST", "/staff/login/eid", None, pin);
+
+    let page = sign_in("pin=1234").await;
+    assert!(
+        page.text.contains("kon geen kaart gelezen worden"),
+        "{}",
+        page.text
+    );
+
+    // A citizen's card is not a staff account, whatever its PIN.
+    readers.insert("Demo Desk Reader", "78031203701").unwrap();
+    let page = sign_in("pin=1234").await;
+    assert!(page.text.contains("niet gekoppeld"), "{}", page.text);
+    assert!(page.cookie.is_none());
+
+    readers.insert("Demo Desk Reader", "86041708674").unwrap();
+    let page = sign_in("pin=12").await;
+    assert!(page.text.contains("4 tot 12 cijfers"), "{}", page.text);
+    let page = sign_in("pin=4321").await;
+    assert!(page.text.contains("Nog 2 pogingen"), "{}", page.text);
+    assert!(page.cookie.is_none() && !page.text.contains("4321"));
+
+    let page = sign_in("pin=1234").await;
+    assert_eq!(page.location.as_deref(), Some("/staff"));
+    let cookie = page.cookie.expect("a session cookie");
+    let console = send(&app, "GET", "/staff", Some(&cookie), "").await;
+    assert_eq!(console.status, StatusCode::OK);
+    assert!(console.text.contains("Demo Medewerker"), "{}", console.text);
+}
