@@ -2,11 +2,13 @@
 //!
 //! - `crash`: SIGKILL in the middle of a stream of submissions loses nothing acknowledged.
 //! - `eid`: Belgian eID cards (the virtual card) through the real pcscd and the PC/SC driver.
+//! - `eid_pin`: holder authentication with the PIN through pcscd: signatures, tries, refusals.
 //! - `kiosk_eid`: the kiosk with the node reading the virtual card through pcscd.
 //! - `pages`: the kiosk flow in Dutch and French and the staff console, in a browser, with
 //!   screenshots under `target/e2e/`.
 
 mod crash;
 mod eid;
+mod eid_pin;
 mod kiosk_eid;
 mod pages;
