@@ -110,7 +110,11 @@ fn card_inserted(state: &AppState, reader: &str) {
             Err(err) => {
                 tracing::info!(station, "card not read: {err}");
                 CardState::Failed {
-                    code: "card-unreadable",
+                    code: match err {
+                        CardError::NotTrusted { .. } => "card-not-trusted",
+                        CardError::ServiceUnavailable { .. } => "card-reader-down",
+                        _ => "card-unreadable",
+                    },
                 }
             }
         };
