@@ -267,6 +267,39 @@ struct PcscTransmit<'a> {
 
 impl Transmit for PcscTransmit<'_> {
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransmitError> {
+        /// Whether the card has left the reader. A card pulled during an exchange comes back
+        /// from drivers such as vpcd as a failed exchange (`SCARD_E_NOT_TRANSACTED`), and pcscd
+        /// only learns of the removal at its next presence poll (400 ms for drivers without
+        /// their own polling): wait for that change of the reader's state, at most a second.
+        fn card_left(card: &pcsc::Card) -> bool {
+            const PATIENCE: Duration = Duration::from_secs(1);
+            let status = match card.status2_owned() {
+                Ok(status) => status,
+                Err(pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard) => return true,
+                Err(_) => return false,
+            };
+            let Some(reader) = status.reader_names().first() else {
+                return false;
+            };
+            let Ok(context) = Context::establish(Scope::User) else {
+                return false;
+            };
+            // UNAWARE: the first wait returns the reader's state at once.
+            let mut states = [ReaderState::new(reader.clone(), State::UNAWARE)];
+            let deadline = std::time::Instant::now() + PATIENCE;
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                // A timeout (the card stayed) or a failure of pcscd: not known to be removed.
+                if context.get_status_change(left, &mut states).is_err() {
+                    return false;
+                }
+                if !states[0].event_state().contains(State::PRESENT) {
+                    return true;
+                }
+                states[0].sync_current_state();
+            }
+        }
+
         let mut buffer = [0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
         match self.card.transmit(command, &mut buffer) {
             Ok(response) => Ok(response.to_vec()),
@@ -274,6 +307,9 @@ impl Transmit for PcscTransmit<'_> {
                 Err(TransmitError::CardRemoved)
             }
             Err(pcsc::Error::ResetCard) => Err(TransmitError::CardReset),
+            Err(pcsc::Error::NotTransacted | pcsc::Error::CommError) if card_left(self.card) => {
+                Err(TransmitError::CardRemoved)
+            }
             Err(err) => Err(TransmitError::Reader {
                 source: Box::new(err),
             }),

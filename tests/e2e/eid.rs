@@ -1,7 +1,8 @@
 //! Belgian eID cards through the real pcscd: the virtual card (applet 1.7 and 1.8) plugs into
 //! vpcd, the PC/SC driver sees it arrive, reads and verifies it — every demo citizen, kids and
 //! foreigner cards, long names and accents included; forged cards are refused with
-//! the reason; pcscd killed under the driver comes back and reading works again.
+//! the reason; pcscd killed under the driver comes back and reading works again; a card pulled
+//! in the middle of a read is `CardRemoved`, never an identity, and the next card reads fine.
 //!
 //! One pcscd per host: tests that start it have "pcscd" in their name, and nextest runs them one
 //! at a time (`.config/nextest.toml`).
@@ -9,11 +10,15 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use busloket_e2e::{Pcscd, VPCD_READER, expect_card_event, insert_virtual_card, pull_virtual_card};
+use busloket_e2e::{
+    Pcscd, VPCD_READER, expect_card_event, insert_virtual_card, insert_virtual_card_pulled_after,
+    pull_virtual_card,
+};
 use busloket_hardware::eid::TrustAnchors;
 use busloket_hardware::{CardError, CardEvent, CardReaders, PcscReaders, demo_citizens};
 use busloket_virtual_eid::{
-    CardSpec, DEFAULT_SEED, Forgery, InsertedCard, Profile, TestPki, VirtualCard, personalise,
+    CardSpec, DEFAULT_SEED, Forgery, InsertedCard, Profile, Removal, TestPki, VirtualCard,
+    personalise,
 };
 use tokio::sync::broadcast;
 
@@ -46,15 +51,11 @@ async fn pull_card(
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eid_cards_through_pcscd() -> Result<()> {
-    let mut pcscd = Pcscd::start()?;
-    let pki_17 = TestPki::generate(Profile::Applet17, DEFAULT_SEED)?;
-    let pki_18 = TestPki::generate(Profile::Applet18, DEFAULT_SEED)?;
-    let anchors =
-        TrustAnchors::from_der([pki_17.root_certificate_der(), pki_18.root_certificate_der()])?;
-    let readers = PcscReaders::start(anchors)?;
-    let mut events = readers.subscribe();
+/// Waits until the driver lists the vpcd reader.
+async fn wait_for_reader(
+    readers: &PcscReaders,
+    events: &mut broadcast::Receiver<CardEvent>,
+) -> Result<()> {
     let started = Instant::now();
     while !readers.readers().iter().any(|reader| reader.name == READER) {
         if started.elapsed() > Duration::from_secs(10) {
@@ -65,6 +66,19 @@ async fn eid_cards_through_pcscd() -> Result<()> {
         }
         let _ = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eid_cards_through_pcscd() -> Result<()> {
+    let mut pcscd = Pcscd::start()?;
+    let pki_17 = TestPki::generate(Profile::Applet17, DEFAULT_SEED)?;
+    let pki_18 = TestPki::generate(Profile::Applet18, DEFAULT_SEED)?;
+    let anchors =
+        TrustAnchors::from_der([pki_17.root_certificate_der(), pki_18.root_certificate_der()])?;
+    let readers = PcscReaders::start(anchors)?;
+    let mut events = readers.subscribe();
+    wait_for_reader(&readers, &mut events).await?;
 
     let citizens = demo_citizens();
     let tom = citizens
@@ -216,5 +230,83 @@ async fn eid_cards_through_pcscd() -> Result<()> {
     let identity = readers.read_identity(READER).await?;
     assert_eq!(identity.national_number, tom.card.national_number);
     pull_card(inserted, &mut events).await?;
+    Ok(())
+}
+
+/// A citizen pulls the card half-way through the read: the driver answers `CardRemoved` (never
+/// an identity, never a vaguer error), the monitor announces the removal, and a complete card put
+/// in the same reader afterwards reads and verifies as if nothing happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_pulled_mid_read_through_pcscd_is_card_removed() -> Result<()> {
+    let _pcscd = Pcscd::start()?;
+    let pki = TestPki::generate(Profile::Applet18, DEFAULT_SEED)?;
+    let readers = PcscReaders::start(TrustAnchors::from_der([pki.root_certificate_der()])?)?;
+    let mut events = readers.subscribe();
+    wait_for_reader(&readers, &mut events).await?;
+    let citizen = demo_citizens()
+        .into_iter()
+        .next()
+        .context("a demo citizen")?;
+    let card = || -> Result<VirtualCard> {
+        let spec = CardSpec::demo_citizen(&citizen.card.national_number).context("a demo card")?;
+        Ok(personalise(&spec, &pki)?)
+    };
+    let removed_event = CardEvent::CardRemoved {
+        reader: READER.into(),
+    };
+
+    // After the applet selection, in the middle of the identity files, and in the photo: a
+    // complete read of an applet 1.8 card takes 38 APDUs.
+    for apdus in [1, 10, 25] {
+        let inserted = insert_virtual_card_pulled_after(card()?, apdus).await?;
+        expect_card_event(
+            &mut events,
+            CardEvent::CardInserted {
+                reader: READER.into(),
+            },
+        )
+        .await?;
+        match readers.read_identity(READER).await {
+            Err(CardError::CardRemoved { reader }) => assert_eq!(reader, READER),
+            Err(other) => bail!("a card pulled after {apdus} APDUs gave {other:?}"),
+            Ok(_) => bail!("a card pulled after {apdus} APDUs gave an identity"),
+        }
+        expect_card_event(&mut events, removed_event.clone())
+            .await
+            .with_context(|| format!("pulled after {apdus} APDUs"))?;
+        let (pulled, removal) =
+            tokio::task::spawn_blocking(move || inserted.wait_until_removed()).await??;
+        assert_eq!(removal, Removal::PulledAfterApdus(apdus));
+        assert_eq!(pulled.transcript().len(), apdus);
+        assert!(
+            !readers
+                .readers()
+                .iter()
+                .any(|reader| reader.name == READER && reader.card_present),
+            "the reader still shows a card: {:?}",
+            readers.readers()
+        );
+
+        // A complete card in the same reader: nothing of the pulled one is left over.
+        let inserted = insert_card(card()?, &mut events).await?;
+        let identity = readers
+            .read_identity(READER)
+            .await
+            .with_context(|| format!("the card after one pulled after {apdus} APDUs"))?;
+        assert!(identity.national_number == citizen.card.national_number);
+        assert_eq!(identity.surname, citizen.card.surname);
+        assert!(
+            identity
+                .evidence
+                .is_some_and(|evidence| evidence.chip_verified)
+        );
+        let complete = pull_virtual_card(inserted).await?;
+        expect_card_event(&mut events, removed_event.clone()).await?;
+        assert!(
+            complete.transcript().len() > apdus,
+            "the complete card answered {} APDUs",
+            complete.transcript().len()
+        );
+    }
     Ok(())
 }

@@ -351,6 +351,21 @@ pub async fn insert_virtual_card(
     Ok(inserted)
 }
 
+/// Plugs a virtual card into vpcd's first reader that pulls itself out right after answering
+/// `apdus` command APDUs: a citizen taking the card back in the middle of a read.
+pub async fn insert_virtual_card_pulled_after(
+    card: busloket_virtual_eid::VirtualCard,
+    apdus: usize,
+) -> Result<busloket_virtual_eid::InsertedCard> {
+    let address =
+        std::net::SocketAddr::from(([127, 0, 0, 1], busloket_virtual_eid::DEFAULT_VPCD_PORT));
+    let inserted = tokio::task::spawn_blocking(move || {
+        busloket_virtual_eid::insert_pulled_after(card, address, Duration::from_secs(10), apdus)
+    })
+    .await??;
+    Ok(inserted)
+}
+
 /// Pulls the virtual card out of its reader and gives it back.
 pub async fn pull_virtual_card(
     inserted: busloket_virtual_eid::InsertedCard,

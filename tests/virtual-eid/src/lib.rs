@@ -10,7 +10,7 @@
 //! - [`card`]: the card as a pure APDU state machine with T=0 behaviour (applet 1.7 and 1.8).
 //! - [`apdu`]: command parsing, status words, transcripts with masked PINs.
 //! - [`vpcd`]: the card served to pcscd through the vpcd driver (insert = connect, pull =
-//!   close).
+//!   close; or a card that pulls itself out after a number of APDUs).
 //!
 //! Invariants:
 //! - Test support only: nothing here may be a dependency of a crate that is deployed on a bus
@@ -36,4 +36,4 @@ pub use keys::TestKey;
 pub use personalise::{CardSpec, DEFAULT_PIN, Forgery, PersonaliseError, personalise};
 pub use pki::{CardKeys, DEFAULT_SEED, PkiError, TestPki};
 pub use profile::{Profile, UnknownProfile};
-pub use vpcd::{DEFAULT_VPCD_PORT, InsertedCard, Removal, VpcdError, insert};
+pub use vpcd::{DEFAULT_VPCD_PORT, InsertedCard, Removal, VpcdError, insert, insert_pulled_after};

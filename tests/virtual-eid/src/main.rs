@@ -6,7 +6,11 @@
 //! busloket-virtual-eid --citizen 78031203701 [--profile 1.8] [--port 35963] [--host 127.0.0.1]
 //!     [--pin 1234] [--seed N] [--forgery altered-identity|swapped-address|replaced-photo|copied-chip]
 //!     [--no-authentication-certificate] [--write-root FILE.pem] [--connect-timeout-secs 10]
+//!     [--pull-after-apdus N]
 //! ```
+//!
+//! `--pull-after-apdus N` has the card leave the reader right after answering its N-th APDU, as
+//! a citizen who takes the card back in the middle of a read.
 //!
 //! Prints one line `inserted …` on stdout once connected, so a test can wait for it. Logs go
 //! to stderr (`RUST_LOG`, default `info`). A test tool: never install it on a bus.
@@ -17,7 +21,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use busloket_hardware::demo_citizens;
 use busloket_virtual_eid::{
-    CardSpec, DEFAULT_SEED, DEFAULT_VPCD_PORT, Forgery, Profile, TestPki, insert, personalise,
+    CardSpec, DEFAULT_SEED, DEFAULT_VPCD_PORT, Forgery, Profile, TestPki, insert,
+    insert_pulled_after, personalise,
 };
 
 struct Options {
@@ -31,6 +36,7 @@ struct Options {
     no_authentication_certificate: bool,
     write_root: Option<String>,
     connect_timeout: Duration,
+    pull_after_apdus: Option<usize>,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -45,6 +51,7 @@ fn parse_options() -> anyhow::Result<Options> {
         no_authentication_certificate: false,
         write_root: None,
         connect_timeout: Duration::from_secs(10),
+        pull_after_apdus: None,
     };
     let mut arguments = std::env::args().skip(1);
     while let Some(flag) = arguments.next() {
@@ -67,6 +74,9 @@ fn parse_options() -> anyhow::Result<Options> {
             "--connect-timeout-secs" => {
                 options.connect_timeout =
                     Duration::from_secs(value.parse().context("--connect-timeout-secs")?);
+            }
+            "--pull-after-apdus" => {
+                options.pull_after_apdus = Some(value.parse().context("--pull-after-apdus")?);
             }
             other => bail!("unknown option {other} (see the doc comment of src/main.rs)"),
         }
@@ -127,8 +137,11 @@ fn main() -> anyhow::Result<()> {
     let card = personalise(&spec, &pki).context("personalising the card")?;
 
     let address = SocketAddr::new(options.host, options.port);
-    let inserted = insert(card, address, options.connect_timeout)
-        .with_context(|| format!("inserting the card into vpcd at {address}"))?;
+    let inserted = match options.pull_after_apdus {
+        Some(apdus) => insert_pulled_after(card, address, options.connect_timeout, apdus),
+        None => insert(card, address, options.connect_timeout),
+    }
+    .with_context(|| format!("inserting the card into vpcd at {address}"))?;
     println!(
         "inserted {masked} profile {} into vpcd at {address}",
         options.profile
