@@ -1,8 +1,33 @@
-//! The city's trust for busloket. For now: the at-rest key of a node and the password hashes of
-//! local staff accounts. The city CA, device enrolment and revocation come with the sync issue.
+//! The city's trust for busloket:
+//! - the city CA ([`ca`]): `ca init` makes the CA, the hub's TLS certificate, the city's
+//!   document-issuing key and an empty CRL; [`ca::revoke_device`] revokes a device;
+//! - device enrolment: the bus makes its own keys and requests ([`request`]), the city certifies
+//!   them into a bundle ([`enroll`]), the node loads and checks the bundle ([`bundle`]);
+//! - the revocation list ([`crl`]) the hub loads and sends to the buses;
+//! - the at-rest key of a node and the password hashes of local staff accounts (here).
 //!
-//! This crate may depend on `busloket-sync` (for the key format); it never depends on the node,
-//! on HTTP or on devices.
+//! The operator's commands take `now` as an argument (the binary passes the clock), so tests can
+//! issue and check at any date. Private keys are files of mode 0600 and are refused when group or
+//! others can read them; nothing here overwrites an existing key or certificate.
+//!
+//! This crate may depend on `busloket-sync` (for the key format and the device id); it never
+//! depends on the node, on HTTP or on devices.
+
+pub mod bundle;
+pub mod ca;
+pub mod crl;
+pub mod enroll;
+pub mod error;
+pub mod pki;
+pub mod registry;
+pub mod request;
+
+pub use bundle::{BundleError, DeviceBundle, load_bundle};
+pub use ca::{init_ca, revoke_device};
+pub use crl::{RevocationList, load_crl};
+pub use enroll::{RequestFiles, enroll_device};
+pub use error::TrustError;
+pub use request::request_device;
 
 use std::path::Path;
 
