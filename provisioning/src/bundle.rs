@@ -125,11 +125,11 @@ pub enum BundleError {
     #[error("{path}: is not a certificate revocation list")]
     NotCrl { path: PathBuf },
     #[error(
-        "{path}: the revocation list was not signed by the city's CA in {ca_path} (its issuer is \"{issuer}\"), or it was altered"
+        "{path}: the revocation list was not signed by the city's CA (\"{ca_subject}\"), or it was altered; it names \"{issuer}\" as its issuer"
     )]
     CrlSignature {
         path: PathBuf,
-        ca_path: PathBuf,
+        ca_subject: String,
         issuer: String,
     },
 }
@@ -313,8 +313,11 @@ fn read_description(path: &Path) -> Result<BundleDescription, BundleError> {
 
 /// The hub is reached over HTTPS with mutual TLS only.
 pub(crate) fn check_hub_url(url: &str) -> Result<(), String> {
-    let host = url.strip_prefix("https://").unwrap_or("");
-    if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let authority = url
+        .strip_prefix("https://")
+        .and_then(|rest| rest.split(['/', '?', '#']).next())
+        .unwrap_or("");
+    if authority.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!(
             "the hub URL \"{url}\" must be an https:// address (the hub is reached over TLS only)"
         ));
@@ -542,4 +545,32 @@ fn read_wifi_key(path: &Path) -> Result<rcgen::KeyPair, BundleError> {
             path: path.to_owned(),
             expected: "ECDSA P-256",
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hub_is_reached_over_https_only() {
+        assert!(check_hub_url("https://hub.kortrijk.be:8443/sync").is_ok());
+        assert!(check_hub_url("https://10.20.0.1").is_ok());
+        for bad in [
+            "http://hub",
+            "https://",
+            "https:///sync",
+            "hub",
+            "https://hub x",
+        ] {
+            assert!(check_hub_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn file_names_in_a_bundle_stay_in_its_directory() {
+        assert!(is_plain_file_name("device.pem"));
+        for bad in ["", ".", "..", "../ca/ca.key", "/etc/passwd"] {
+            assert!(!is_plain_file_name(bad), "{bad}");
+        }
+    }
 }

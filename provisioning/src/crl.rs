@@ -68,7 +68,7 @@ pub fn load_crl(path: &Path, ca: &CertificateDer<'_>) -> Result<RevocationList, 
     if !signed_by_ca {
         return Err(BundleError::CrlSignature {
             path: path.to_owned(),
-            ca_path: "the city's CA".into(),
+            ca_subject: ca_certificate.subject().to_string(),
             issuer,
         });
     }
