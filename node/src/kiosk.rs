@@ -81,10 +81,8 @@ pub async fn follow_card_events(
 
 fn card_inserted(state: &AppState, reader: &str) {
     let Some(station) = state.kiosks.station_of_reader(reader).map(str::to_owned) else {
-        // The staff desk's reader: a new card is read when the clerk asks; forget the old one.
-        if reader == state.config.desk_reader {
-            state.desk.clear();
-        }
+        // The staff desk's reader: the card is read when the clerk asks (the old one was forgotten
+        // when it left the reader).
         state.events.send(NodeEvent::Device);
         return;
     };

@@ -6,9 +6,11 @@
 //! - `kiosk_eid`: the kiosk with the node reading the virtual card through pcscd.
 //! - `pages`: the kiosk flow in Dutch and French and the staff console, in a browser, with
 //!   screenshots under `target/e2e/`.
+//! - `staff_eid`: clerks sign in with their own eID and PIN through pcscd; the desk card's photo.
 
 mod crash;
 mod eid;
 mod eid_pin;
 mod kiosk_eid;
 mod pages;
+mod staff_eid;

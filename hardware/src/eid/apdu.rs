@@ -313,6 +313,7 @@ pub struct StatusWord(pub u16);
 
 impl StatusWord {
     pub const SUCCESS: StatusWord = StatusWord(0x9000);
+    pub const FILE_NOT_FOUND: StatusWord = StatusWord(0x6A82);
 
     pub fn sw1(self) -> u8 {
         (self.0 >> 8) as u8

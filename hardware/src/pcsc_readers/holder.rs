@@ -15,8 +15,8 @@ use super::{PcscTransmit, connect_error, transaction_error, untrusted};
 use crate::card::{CardError, HolderAlgorithm, HolderRequest, HolderSignature};
 use crate::eid::verify::{verify_authentication_certificate, verify_holder_signature};
 use crate::eid::{
-    AuthenticationAlgorithm, CardSession, FilePath, SessionError, TransmitError, TrustAnchors,
-    VerifyError, X509Certificate,
+    AuthenticationAlgorithm, CardSession, FilePath, SessionError, StatusWord, TransmitError,
+    TrustAnchors, VerifyError, X509Certificate,
 };
 
 /// Connects, checks the certificate, verifies the PIN, signs, logs off, resets. Blocking.
@@ -35,13 +35,21 @@ pub(super) fn authenticate(
         .connect(&name, ShareMode::Shared, Protocols::ANY)
         .map_err(|err| connect_error(reader, err))?;
     let signed = match card.transaction() {
-        Ok(transaction) => sign(reader, &transaction, request, anchors),
+        Ok(transaction) => {
+            let signed = sign(reader, &transaction, request, anchors);
+            // Reset as the transaction ends, so no other program sharing the reader gets a
+            // moment with the PIN verified, even if LOG OFF did not get through.
+            if let Err((_, err)) = transaction.end(Disposition::ResetCard) {
+                tracing::debug!(reader, "ending the transaction after signing: {err}");
+            }
+            signed
+        }
         Err(err) => Err(holder_error(
             reader,
             SessionError::Transmit(transaction_error(err)),
         )),
     };
-    // The reset drops the verified PIN even if LOG OFF did not get through.
+    // Nothing of this session stays on the card for the next program.
     if let Err((_, err)) = card.disconnect(Disposition::ResetCard) {
         tracing::debug!(reader, "disconnect after signing: {err}");
     }
@@ -58,11 +66,18 @@ fn sign(
     let mut session = CardSession::new(PcscTransmit { card });
     session.select_applet().map_err(session_error)?;
     let card_data = session.card_data().map_err(session_error)?;
-    let authentication_file = session
-        .read_file(FilePath::AUTHENTICATION_CERTIFICATE)
-        .map_err(session_error)?;
+    let authentication_file = match session.read_der_file(FilePath::AUTHENTICATION_CERTIFICATE) {
+        Ok(file) => file,
+        // A card without the file at all cannot sign either.
+        Err(SessionError::Refused { status, .. }) if status == StatusWord::FILE_NOT_FOUND => {
+            return Err(CardError::CannotSign {
+                reader: reader.to_owned(),
+            });
+        }
+        Err(err) => return Err(session_error(err)),
+    };
     let citizen_ca_file = session
-        .read_file(FilePath::CITIZEN_CA_CERTIFICATE)
+        .read_der_file(FilePath::CITIZEN_CA_CERTIFICATE)
         .map_err(session_error)?;
     let certificate = checked_certificate(
         reader,
