@@ -4,9 +4,10 @@
 (function () {
   const body = document.body;
 
-  // Move focus to the screen's title so screen readers announce the new step.
-  const title = document.querySelector("main h1");
-  if (body.classList.contains("kiosk") && title) { title.focus(); }
+  // Move focus to the screen's title so screen readers announce the new step — or to the field
+  // the screen asks to be corrected (marked data-focus), which describes its problem.
+  const target = document.querySelector("main [data-focus]") || document.querySelector("main h1");
+  if (body.classList.contains("kiosk") && target) { target.focus(); }
 
   // Redraw the live parts of the page when the node says something changed.
   const eventsUrl = body.dataset.events;

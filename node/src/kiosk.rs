@@ -14,7 +14,7 @@ pub use session::{
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -96,9 +96,7 @@ fn card_inserted(state: &AppState, reader: &str) {
         session.last_touch = Instant::now();
         session.generation
     });
-    state.events.send(NodeEvent::Kiosk {
-        station: station.clone(),
-    });
+    notify(state, &station);
     let Some(generation) = generation else { return };
     let state = state.clone();
     let reader = reader.to_owned();
@@ -129,7 +127,7 @@ fn card_inserted(state: &AppState, reader: &str) {
                 session.relatives = relatives;
             }
         });
-        state.events.send(NodeEvent::Kiosk { station });
+        notify(&state, &station);
     });
 }
 
@@ -188,7 +186,18 @@ fn card_removed(state: &AppState, reader: &str) {
         session.clear();
     });
     tracing::debug!(station, "card removed, session cleared");
-    state.events.send(NodeEvent::Kiosk { station });
+    notify(state, &station);
+}
+
+/// Tells the station's page that its session changed: a new revision of the session, and an
+/// event for the pages that listen.
+pub fn notify(state: &AppState, station: &str) {
+    state
+        .kiosks
+        .update(station, |session| session.revision += 1);
+    state.events.send(NodeEvent::Kiosk {
+        station: station.to_owned(),
+    });
 }
 
 /// Ends sessions nobody touched for the idle time plus the minute of warning.
@@ -211,9 +220,7 @@ pub async fn expire_idle_sessions(state: AppState) {
             });
             if expired == Some(true) {
                 tracing::info!(station = station.id, "idle kiosk session ended");
-                state.events.send(NodeEvent::Kiosk {
-                    station: station.id.clone(),
-                });
+                notify(&state, &station.id);
             }
         }
     }
@@ -241,9 +248,7 @@ fn change(
             apply(session);
         })
         .ok_or_else(|| unknown_station(station))?;
-    state.events.send(NodeEvent::Kiosk {
-        station: station.to_owned(),
-    });
+    notify(state, station);
     Ok(redirect(station))
 }
 
@@ -477,9 +482,7 @@ async fn confirm(
             }
         }
     });
-    state.events.send(NodeEvent::Kiosk {
-        station: station.clone(),
-    });
+    notify(&state, &station);
     Ok(redirect(&station))
 }
 
@@ -590,25 +593,39 @@ async fn end(
     })
 }
 
-/// Tells the station's page to redraw whenever its session changes.
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    /// The session revision the page was drawn at.
+    seen: Option<u64>,
+}
+
+/// Tells the station's page to redraw whenever its session changes — also at once, when it
+/// changed between drawing the page and listening (a card read that ends while the page
+/// reloads must not leave the citizen on "reading").
 async fn events(
     State(state): State<AppState>,
     Path(station): Path<String>,
+    Query(query): Query<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     state
         .config
         .station(&station)
         .ok_or_else(|| unknown_station(&station))?;
     let shutdown = state.shutdown.clone();
+    // Listen first, then look: a change after this point comes through the subscription.
+    let changes = BroadcastStream::new(state.events.subscribe());
+    let current = state.kiosks.get(&station).map(|session| session.revision);
+    let behind =
+        (query.seen != current).then(|| Ok(SseEvent::default().event("changed").data("behind")));
     let stream =
-        BroadcastStream::new(state.events.subscribe()).filter_map(move |event| match event {
+        futures::stream::iter(behind).chain(changes.filter_map(move |event| match event {
             Ok(NodeEvent::Kiosk { station: changed }) if changed == station => {
                 Some(Ok(SseEvent::default().event("changed").data("session")))
             }
             Ok(_) => None,
             // Missed events: redraw to be safe.
             Err(_) => Some(Ok(SseEvent::default().event("changed").data("lagged"))),
-        });
+        }));
     let stream = futures::StreamExt::take_until(stream, async move { shutdown.cancelled().await });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

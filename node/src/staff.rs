@@ -172,7 +172,7 @@ async fn answer_help(
             }
         });
         state.events.send(NodeEvent::Help);
-        state.events.send(NodeEvent::Kiosk { station });
+        crate::kiosk::notify(&state, &station);
     }
     Redirect::to("/staff").into_response()
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use busloket_e2e::{Browser, DEMO_PASSWORD, DEMO_USER, TestNode};
+use busloket_hardware::card::DEMO_PIN;
 use busloket_hardware::demo_citizens;
 use fantoccini::{Client, Locator};
 
@@ -62,7 +63,8 @@ async fn click(client: &Client, css: &str) -> Result<()> {
     Ok(())
 }
 
-/// From the document list to the done screen, printed here; the queue number. Screenshots of
+/// From the document list to the done screen, printed here, with the PIN where it is asked;
+/// the queue number. Screenshots of
 /// the documents and the confirmation are named after `language`.
 async fn request_document(
     browser: &Browser,
@@ -81,7 +83,13 @@ async fn request_document(
     browser
         .screenshot(&format!("kiosk-{:02}-confirm-{language}", shots.1))
         .await?;
-    click(client, "form[action$='/confirm'] button").await?;
+    // Where the PIN makes the request automatic, the citizen types the demo card's PIN.
+    if let Ok(pin) = client.find(Locator::Css("#pin")).await {
+        pin.send_keys(DEMO_PIN).await?;
+        click(client, "form.pin button").await?;
+    } else {
+        click(client, "form[action$='/confirm'] button").await?;
+    }
     let number = wait_for(client, ".queue-number").await?.text().await?;
     assert!(number.parse::<u32>().is_ok(), "queue number {number:?}");
     browser
@@ -171,7 +179,7 @@ async fn kiosk_and_staff_console_in_a_browser() -> Result<()> {
         .send_keys(DEMO_PASSWORD)
         .await?;
     browser.screenshot("staff-01-sign-in").await?;
-    click(client, "main form button[type='submit']").await?;
+    click(client, "form[action='/staff/login'] button[type='submit']").await?;
     wait_for(client, "table.queue").await?;
     assert_eq!(
         client

@@ -39,7 +39,7 @@ pub async fn show(
         tr,
         title: title.clone(),
         kind: "kiosk",
-        events: Some(format!("/kiosk/{station}/events")),
+        events: Some(format!("/kiosk/{station}/events?seen={}", session.revision)),
         idle,
         header: header(&station, &session, tr),
         main: html! {
@@ -405,15 +405,18 @@ fn confirm(
                 dd { (badge(handling, tr)) }
             }
             @if let Some(problem) = session.pin_problem {
-                div.message.problem role="alert" { p { (pin_problem_text(problem, tr)) } }
+                div #pin-problem .message.problem role="alert" { p { (pin_problem_text(problem, tr)) } }
             }
             @if handling == Handling::AutomaticWithPin {
                 form.pin method="post" action={ "/kiosk/" (station) "/confirm" } {
                     h2 { label for="pin" { (tr.t("kiosk-pin-title")) } }
                     p id="pin-hint" { (tr.t("kiosk-pin-hint")) }
+                    // After a PIN problem the field takes the focus (the script moves it there
+                    // instead of the title) and is described by the problem.
                     input #pin.text.pin-code type="password" name="pin" inputmode="numeric" pattern="[0-9]*"
                         minlength="4" maxlength="12" autocomplete="off" required
-                        aria-describedby="pin-hint" autofocus;
+                        aria-describedby=(if session.pin_problem.is_some() { "pin-problem pin-hint" } else { "pin-hint" })
+                        data-focus[session.pin_problem.is_some()];
                     button.button.primary.big type="submit" { "✓ " (tr.t("kiosk-pin-button")) }
                 }
                 form method="post" action={ "/kiosk/" (station) "/confirm" } {

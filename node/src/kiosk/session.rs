@@ -75,6 +75,9 @@ pub struct KioskSession {
     pub language: Option<Language>,
     pub card: CardState,
     pub generation: u64,
+    /// Counts the changes announced to the station's page (see `kiosk::notify`), so a page can
+    /// tell that it is behind.
+    pub revision: u64,
     /// The requester's relatives, from the register, when known.
     pub relatives: Option<Vec<Relative>>,
     pub subject: Option<Subject>,
@@ -104,6 +107,7 @@ impl KioskSession {
             language: None,
             card: CardState::Absent,
             generation: 0,
+            revision: 0,
             relatives: None,
             subject: None,
             document: None,
@@ -116,11 +120,13 @@ impl KioskSession {
         }
     }
 
-    /// Forgets everything about the citizen; keeps the generation so late reads are ignored.
+    /// Forgets everything about the citizen; keeps the generation so late reads are ignored, and
+    /// the revision so pages can tell they are behind.
     pub(super) fn clear(&mut self) {
-        let generation = self.generation;
+        let (generation, revision) = (self.generation, self.revision);
         *self = KioskSession::new();
         self.generation = generation;
+        self.revision = revision;
     }
 
     /// Forgets the request being made but keeps the citizen and the language.

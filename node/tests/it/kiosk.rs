@@ -266,3 +266,48 @@ async fn a_kids_card_is_never_asked_for_a_pin() {
     assert!(!page.text.contains("with your PIN code"), "{}", page.text);
     state.shutdown.cancel();
 }
+
+/// The first frame of a station's event stream, if one comes within half a second.
+async fn first_event(app: &axum::Router, uri: &str) -> Option<String> {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let request = axum::http::Request::get(uri)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let frame = tokio::time::timeout(Duration::from_millis(500), body.frame())
+        .await
+        .ok()??
+        .unwrap();
+    Some(String::from_utf8_lossy(frame.data_ref().unwrap()).into_owned())
+}
+
+#[tokio::test]
+async fn a_page_drawn_before_a_change_hears_of_it_when_it_starts_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = demo_state(dir.path());
+    let app = app(state.clone());
+    let page = call(&app, "GET", "/kiosk/tablet-1", None, None).await;
+    assert!(
+        page.text.contains("/kiosk/tablet-1/events?seen=0"),
+        "{}",
+        page.text
+    );
+    // The session changes (say, a card read ends) while the page reloads…
+    form(&app, "/kiosk/tablet-1/language", "language=nl").await;
+    // …so the page drawn at revision 0 is told at once; a page drawn after the change is not.
+    let event = first_event(&app, "/kiosk/tablet-1/events?seen=0").await;
+    assert!(
+        event
+            .as_deref()
+            .is_some_and(|e| e.contains("event: changed")),
+        "{event:?}"
+    );
+    let revision = state.kiosks.get("tablet-1").unwrap().revision;
+    assert_eq!(
+        first_event(&app, &format!("/kiosk/tablet-1/events?seen={revision}")).await,
+        None
+    );
+}
