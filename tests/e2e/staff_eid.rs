@@ -30,9 +30,10 @@ async fn sign_in_with_pin(client: &Client, node: &TestNode, pin: &str) -> Result
     Ok(client.source().await?)
 }
 
-/// Waits until the node's desk reader shows a card, as a clerk would before pressing "read". The
-/// API has no event stream for devices, so this asks every 100 ms.
-async fn wait_for_desk_card(node: &TestNode) -> Result<()> {
+/// Waits until the node's desk reader shows a card (or, with `present` false, none), as a clerk
+/// would before pressing "read". The API has no event stream for devices, so this asks every
+/// 100 ms.
+async fn wait_for_desk_card(node: &TestNode, present: bool) -> Result<()> {
     let token = node.sign_in().await?;
     for _ in 0..100 {
         let devices: serde_json::Value = node
@@ -43,17 +44,17 @@ async fn wait_for_desk_card(node: &TestNode) -> Result<()> {
             .await?
             .json()
             .await?;
-        let present = devices["readers"].as_array().is_some_and(|readers| {
+        let shown = devices["readers"].as_array().is_some_and(|readers| {
             readers
                 .iter()
-                .any(|reader| reader["name"] == VPCD_READER && reader["card_present"] == true)
+                .any(|reader| reader["name"] == VPCD_READER && reader["card_present"] == present)
         });
-        if present {
+        if shown {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    anyhow::bail!("the node never saw the card in the desk reader")
+    anyhow::bail!("the node's desk reader never showed card_present = {present}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,17 +82,18 @@ async fn staff_sign_in_with_their_eid_through_pcscd() -> Result<()> {
         &pki,
     )?;
     let inserted = insert_virtual_card(citizen_card).await?;
-    wait_for_desk_card(&node).await?;
+    wait_for_desk_card(&node, true).await?;
     let page = sign_in_with_pin(client, &node, "1234").await?;
     ensure!(
         page.contains("niet gekoppeld aan een medewerkersaccount"),
         "a citizen's card signed a clerk in: {page}"
     );
     let citizen_card = pull_virtual_card(inserted).await?;
+    wait_for_desk_card(&node, false).await?;
 
     let clerk_card = personalise(&CardSpec::demo_citizen(CLERK).context("clerk card")?, &pki)?;
     let inserted = insert_virtual_card(clerk_card).await?;
-    wait_for_desk_card(&node).await?;
+    wait_for_desk_card(&node, true).await?;
     let page = sign_in_with_pin(client, &node, "9876").await?;
     ensure!(page.contains("Nog 2 pogingen"), "{page}");
     ensure!(!page.contains("9876"), "the PIN came back in the page");
@@ -102,6 +104,7 @@ async fn staff_sign_in_with_their_eid_through_pcscd() -> Result<()> {
         "the clerk is not signed in: {page}"
     );
     let clerk_card = pull_virtual_card(inserted).await?;
+    wait_for_desk_card(&node, false).await?;
     ensure!(
         clerk_card.pin_tries_left() == 3,
         "the right PIN resets the card's counter"
@@ -109,7 +112,7 @@ async fn staff_sign_in_with_their_eid_through_pcscd() -> Result<()> {
 
     // At the desk: the citizen's card, read on demand, with its photo.
     let _inserted = insert_virtual_card(citizen_card).await?;
-    wait_for_desk_card(&node).await?;
+    wait_for_desk_card(&node, true).await?;
     client.goto(&node.url("/staff/serve")).await?;
     client
         .wait()
@@ -117,12 +120,17 @@ async fn staff_sign_in_with_their_eid_through_pcscd() -> Result<()> {
         .await?
         .click()
         .await?;
-    client
+    let shown = client
         .wait()
         .at_most(Duration::from_secs(15))
         .for_element(Locator::Css("figure.card-photo img"))
-        .await
-        .context("the desk card's photo is not shown")?;
+        .await;
+    if shown.is_err() {
+        anyhow::bail!(
+            "the desk card's photo is not shown: {}",
+            client.source().await?
+        );
+    }
     let loaded = client
         .execute(
             "const img = document.querySelector('figure.card-photo img'); \
