@@ -302,6 +302,10 @@ impl Transmit for PcscTransmit<'_> {
 
         let mut buffer = [0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
         match self.card.transmit(command, &mut buffer) {
+            // vpcd answers an exchange cut by the card leaving with no bytes at all.
+            Ok(response) if response.len() < 2 && card_left(self.card) => {
+                Err(TransmitError::CardRemoved)
+            }
             Ok(response) => Ok(response.to_vec()),
             Err(pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard) => {
                 Err(TransmitError::CardRemoved)
