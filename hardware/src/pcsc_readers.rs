@@ -93,20 +93,8 @@ impl CardReaders for PcscReaders {
     }
 
     fn read_identity(&self, reader: &str) -> BoxFuture<'_, Result<CardIdentity, CardError>> {
-        let reader = reader.to_owned();
-        let shared = self.shared.clone();
-        Box::pin(async move {
-            if !shared.lock().contains_key(&reader) {
-                return Err(CardError::UnknownReader { reader });
-            }
-            let blocking_reader = reader.clone();
-            tokio::task::spawn_blocking(move || read_verified(&blocking_reader, &shared.anchors))
-                .await
-                .map_err(|err| CardError::Unreadable {
-                    reader,
-                    reason: format!("the reading thread failed: {err}"),
-                })?
-        })
+        let anchors = self.shared.anchors.clone();
+        self.on_card_thread(reader, move |reader| read_verified(reader, &anchors))
     }
 
     fn authenticate_holder(
@@ -114,21 +102,32 @@ impl CardReaders for PcscReaders {
         reader: &str,
         request: HolderRequest,
     ) -> BoxFuture<'_, Result<HolderSignature, CardError>> {
+        let anchors = self.shared.anchors.clone();
+        self.on_card_thread(reader, move |reader| {
+            holder::authenticate(reader, &request, &anchors)
+        })
+    }
+}
+
+impl PcscReaders {
+    /// Runs a blocking conversation with the card in a known reader on a thread of its own.
+    fn on_card_thread<T: Send + 'static>(
+        &self,
+        reader: &str,
+        work: impl FnOnce(&str) -> Result<T, CardError> + Send + 'static,
+    ) -> BoxFuture<'_, Result<T, CardError>> {
         let reader = reader.to_owned();
-        let shared = self.shared.clone();
         Box::pin(async move {
-            if !shared.lock().contains_key(&reader) {
+            if !self.shared.lock().contains_key(&reader) {
                 return Err(CardError::UnknownReader { reader });
             }
             let blocking_reader = reader.clone();
-            tokio::task::spawn_blocking(move || {
-                holder::authenticate(&blocking_reader, &request, &shared.anchors)
-            })
-            .await
-            .map_err(|err| CardError::Unreadable {
-                reader,
-                reason: format!("the signing thread failed: {err}"),
-            })?
+            tokio::task::spawn_blocking(move || work(&blocking_reader))
+                .await
+                .map_err(|err| CardError::Unreadable {
+                    reader,
+                    reason: format!("the card's thread failed: {err}"),
+                })?
         })
     }
 }
@@ -331,15 +330,7 @@ struct ReadCard {
 
 /// Connects, reads, disconnects with a reset, then verifies. Blocking.
 fn read_verified(reader: &str, anchors: &TrustAnchors) -> Result<CardIdentity, CardError> {
-    let context = Context::establish(Scope::User).map_err(|err| CardError::ServiceUnavailable {
-        reason: err.to_string(),
-    })?;
-    let name = CString::new(reader).map_err(|_| CardError::UnknownReader {
-        reader: reader.to_owned(),
-    })?;
-    let mut card = context
-        .connect(&name, ShareMode::Shared, Protocols::ANY)
-        .map_err(|err| connect_error(reader, err))?;
+    let mut card = connect(reader)?;
     let read = match card.transaction() {
         // Exclusive for the whole read, so no other program's commands interleave with ours.
         Ok(transaction) => read_files(&transaction),
@@ -404,6 +395,19 @@ fn transaction_error(err: pcsc::Error) -> TransmitError {
             source: Box::new(other),
         },
     }
+}
+
+/// A connection to the card in `reader`, with a context of its own (one per thread). Blocking.
+fn connect(reader: &str) -> Result<pcsc::Card, CardError> {
+    let context = Context::establish(Scope::User).map_err(|err| CardError::ServiceUnavailable {
+        reason: err.to_string(),
+    })?;
+    let name = CString::new(reader).map_err(|_| CardError::UnknownReader {
+        reader: reader.to_owned(),
+    })?;
+    context
+        .connect(&name, ShareMode::Shared, Protocols::ANY)
+        .map_err(|err| connect_error(reader, err))
 }
 
 fn connect_error(reader: &str, err: pcsc::Error) -> CardError {

@@ -6,12 +6,10 @@
 //! someone else or a card that is not trusted costs no PIN try. After the signature the session
 //! logs off and the card is reset, so the verified PIN is left behind for no other program.
 
-use std::ffi::CString;
-
 use chrono::Utc;
-use pcsc::{Context, Disposition, Protocols, Scope, ShareMode};
+use pcsc::Disposition;
 
-use super::{PcscTransmit, connect_error, transaction_error, untrusted};
+use super::{PcscTransmit, connect, transaction_error, untrusted};
 use crate::card::{CardError, HolderAlgorithm, HolderRequest, HolderSignature};
 use crate::eid::verify::{verify_authentication_certificate, verify_holder_signature};
 use crate::eid::{
@@ -25,15 +23,7 @@ pub(super) fn authenticate(
     request: &HolderRequest,
     anchors: &TrustAnchors,
 ) -> Result<HolderSignature, CardError> {
-    let context = Context::establish(Scope::User).map_err(|err| CardError::ServiceUnavailable {
-        reason: err.to_string(),
-    })?;
-    let name = CString::new(reader).map_err(|_| CardError::UnknownReader {
-        reader: reader.to_owned(),
-    })?;
-    let mut card = context
-        .connect(&name, ShareMode::Shared, Protocols::ANY)
-        .map_err(|err| connect_error(reader, err))?;
+    let mut card = connect(reader)?;
     let signed = match card.transaction() {
         Ok(transaction) => {
             let signed = sign(reader, &transaction, request, anchors);
