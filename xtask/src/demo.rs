@@ -61,6 +61,8 @@ pub fn run_demo(args: &[String]) -> Result<()> {
     println!("  Kiosk, tablet 2:                       {base}/kiosk/tablet-2");
     println!("  Staff console:                         {base}/staff");
     println!("    sign in as `{DEMO_USER}` with password `{DEMO_PASSWORD}`");
+    println!("    or insert the demo card of An Claes at the desk reader and use PIN 1234");
+    println!("  Every demo card has PIN 1234.");
     println!("  JSON API:                              {base}/api/v1/catalogue");
     println!();
     println!("  Printed tickets: {}", dir.join("printed").display());
