@@ -31,11 +31,19 @@ async fn sign_in_with_pin(client: &Client, node: &TestNode, pin: &str) -> Result
 }
 
 /// Waits until the node's desk reader shows a card (or, with `present` false, none), as a clerk
-/// would before pressing "read". The API has no event stream for devices, so this asks every
-/// 100 ms.
+/// would before pressing "read": listens to the console's event stream, and looks at the devices
+/// again after each event.
 async fn wait_for_desk_card(node: &TestNode, present: bool) -> Result<()> {
     let token = node.sign_in().await?;
-    for _ in 0..100 {
+    // Listen first, then look: a change after the first look comes as an event.
+    let mut events = node
+        .http
+        .get(node.url("/staff/events"))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .error_for_status()?;
+    let shown = || async {
         let devices: serde_json::Value = node
             .http
             .get(node.url("/api/v1/devices"))
@@ -44,17 +52,26 @@ async fn wait_for_desk_card(node: &TestNode, present: bool) -> Result<()> {
             .await?
             .json()
             .await?;
-        let shown = devices["readers"].as_array().is_some_and(|readers| {
+        anyhow::Ok(devices["readers"].as_array().is_some_and(|readers| {
             readers
                 .iter()
                 .any(|reader| reader["name"] == VPCD_READER && reader["card_present"] == present)
-        });
-        if shown {
-            return Ok(());
+        }))
+    };
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        while !shown().await? {
+            events
+                .chunk()
+                .await?
+                .context("the console's event stream ended")?;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        anyhow::Ok(())
+    })
+    .await;
+    match waited {
+        Ok(result) => result,
+        Err(_) => anyhow::bail!("the node's desk reader never showed card_present = {present}"),
     }
-    anyhow::bail!("the node's desk reader never showed card_present = {present}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
