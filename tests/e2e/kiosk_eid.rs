@@ -8,16 +8,15 @@
 //!
 //! One pcscd per host: every test name here contains "pcscd" (`.config/nextest.toml`).
 
-use std::time::Duration;
-
 use anyhow::{Context, Result, bail, ensure};
-use busloket_e2e::{Browser, Pcscd, TestNode, VPCD_READER, insert_virtual_card, pull_virtual_card};
+use busloket_e2e::{
+    Browser, Pcscd, TestNode, VPCD_READER, click, insert_virtual_card, pull_virtual_card, wait_for,
+};
 use busloket_hardware::eid::X509Certificate;
 use busloket_hardware::eid::verify::verify_holder_signature;
 use busloket_hardware::{DemoCitizen, DemoRole, DocumentType, HolderAlgorithm, demo_citizens};
 use busloket_virtual_eid::{
-    CardSpec, DEFAULT_PIN, DEFAULT_SEED, Exchange, InsertedCard, Profile, TestPki, VirtualCard,
-    file, personalise,
+    CardSpec, DEFAULT_PIN, DEFAULT_SEED, Exchange, Profile, TestPki, VirtualCard, file, personalise,
 };
 use fantoccini::Locator;
 use serde_json::Value;
@@ -62,28 +61,17 @@ async fn kiosk_reads_the_card_through_pcscd() -> Result<()> {
     let browser = Browser::start(820, 1180).await?;
     let client = &browser.client;
     client.goto(&node.url("/kiosk/tablet-1")).await?;
-    client
-        .wait()
-        .for_element(Locator::Css("main button[value='en']"))
-        .await?
-        .click()
-        .await?;
-    client
-        .wait()
-        .for_element(Locator::Css("main .card-picture"))
-        .await?;
+    click(client, "main button[value='en']").await?;
+    wait_for(client, "main .card-picture").await?;
 
     let card = personalise(
         &CardSpec::demo_citizen(&citizen.card.national_number).context("card")?,
         &pki,
     )?;
     let inserted = insert_virtual_card(card).await?;
-    let for_whom = wait_for(
-        client,
-        "form[action$='/for-whom']",
-        "the kiosk did not move on when the card went in",
-    )
-    .await?;
+    let for_whom = wait_for(client, "form[action$='/for-whom']")
+        .await
+        .context("the kiosk did not move on when the card went in")?;
     let first_name = citizen
         .card
         .first_names
@@ -102,28 +90,10 @@ async fn kiosk_reads_the_card_through_pcscd() -> Result<()> {
         .await?
         .click()
         .await?;
-    client
-        .wait()
-        .for_element(Locator::Css("button[value='birth-extract']"))
-        .await?
-        .click()
-        .await?;
-    client
-        .wait()
-        .for_element(Locator::Css("button[value='print-here']"))
-        .await?
-        .click()
-        .await?;
-    client
-        .wait()
-        .for_element(Locator::Css("form[action$='/confirm'] button"))
-        .await?
-        .click()
-        .await?;
-    client
-        .wait()
-        .for_element(Locator::Css(".queue-number"))
-        .await?;
+    click(client, "button[value='birth-extract']").await?;
+    click(client, "button[value='print-here']").await?;
+    click(client, "form[action$='/confirm'] button").await?;
+    wait_for(client, ".queue-number").await?;
     browser.screenshot("kiosk-eid-02-done").await?;
 
     // The request carries what the card proved.
@@ -158,10 +128,7 @@ async fn kiosk_reads_the_card_through_pcscd() -> Result<()> {
     );
 
     pull_virtual_card(inserted).await?;
-    client
-        .wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css("main form.choices button[value='nl']"))
+    wait_for(client, "main form.choices button[value='nl']")
         .await
         .context("pulling the card did not clear the kiosk")?;
     assert!(!client.source().await?.contains(&citizen.card.surname));
@@ -223,44 +190,23 @@ async fn confirm_with_pin(
         }
     };
     client.goto(&node.url("/kiosk/tablet-1")).await?;
-    client
-        .wait()
-        .for_element(Locator::Css("main button[value='nl']"))
-        .await?
-        .click()
-        .await?;
-    client
-        .wait()
-        .for_element(Locator::Css("main .card-picture"))
-        .await?;
+    click(client, "main button[value='nl']").await?;
+    wait_for(client, "main .card-picture").await?;
 
     let spec = CardSpec::demo_citizen(&citizen.card.national_number).context("a demo card")?;
     ensure!(
         spec.pin == DEFAULT_PIN,
         "demo cards are made with the default PIN"
     );
-    // The page follows the card through the node's server-sent events, but it can miss the
-    // end of the read (the event may come while the page reloads for the start of it, and then
-    // it shows "reading" for good): `kiosk_reads_the_card_through_pcscd` is about that. Here
-    // the test awaits the read itself and then loads the page.
-    let inserted = insert_and_await_read(node, personalise(&spec, pki)?)
+    let inserted = insert_virtual_card(personalise(&spec, pki)?).await?;
+    wait_for(client, "form[action$='/for-whom'] button[value='self']")
         .await
-        .with_context(|| format!("{profile}: the card went in"))?;
-    client.refresh().await?;
-    wait_for(
-        client,
-        "form[action$='/for-whom'] button[value='self']",
-        &format!("{profile}: the kiosk does not show the card's citizen"),
-    )
-    .await?
-    .click()
-    .await?;
+        .with_context(|| format!("{profile}: the kiosk does not show the card's citizen"))?
+        .click()
+        .await?;
 
     // The documents: the extract is ready right away, with the PIN.
-    let extract = client
-        .wait()
-        .for_element(Locator::Css(&format!("button[value='{EXTRACT}']")))
-        .await?;
+    let extract = wait_for(client, &format!("button[value='{EXTRACT}']")).await?;
     let badge = extract.find(Locator::Css(".badge")).await?;
     let badge_text = badge.text().await?;
     ensure!(
@@ -275,9 +221,7 @@ async fn confirm_with_pin(
     shot("01-documents-nl").await?;
     extract.click().await?;
 
-    client
-        .wait()
-        .for_element(Locator::Css("input#purpose"))
+    wait_for(client, "input#purpose")
         .await?
         .send_keys(PURPOSE)
         .await?;
@@ -288,18 +232,10 @@ async fn confirm_with_pin(
         .await?
         .click()
         .await?;
-    client
-        .wait()
-        .for_element(Locator::Css("button[value='print-here']"))
-        .await?
-        .click()
-        .await?;
+    click(client, "button[value='print-here']").await?;
 
     // The confirm screen asks for the PIN, hidden, and offers the way without it.
-    let pin = client
-        .wait()
-        .for_element(Locator::Css("form.pin input#pin"))
-        .await?;
+    let pin = wait_for(client, "form.pin input#pin").await?;
     ensure!(
         pin.attr("type").await?.as_deref() == Some("password")
             && pin.attr("name").await?.as_deref() == Some("pin"),
@@ -334,14 +270,11 @@ async fn confirm_with_pin(
         .await?
         .click()
         .await?;
-    let problem = wait_for(
-        client,
-        "main .message.problem[role='alert']",
-        &format!("{profile}: no message after a wrong PIN"),
-    )
-    .await?
-    .text()
-    .await?;
+    let problem = wait_for(client, "main .message.problem[role='alert']")
+        .await
+        .with_context(|| format!("{profile}: no message after a wrong PIN"))?
+        .text()
+        .await?;
     ensure!(
         problem.contains("Deze pincode is niet juist. U kunt het nog 2 keer proberen."),
         "{profile}: after a wrong PIN the page says {problem:?}"
@@ -360,14 +293,11 @@ async fn confirm_with_pin(
         .await?
         .click()
         .await?;
-    let queue_number = wait_for(
-        client,
-        ".queue-number",
-        &format!("{profile}: the right PIN did not lead to the done screen"),
-    )
-    .await?
-    .text()
-    .await?;
+    let queue_number = wait_for(client, ".queue-number")
+        .await
+        .with_context(|| format!("{profile}: the right PIN did not lead to the done screen"))?
+        .text()
+        .await?;
     let done = client.find(Locator::Css("main")).await?.text().await?;
     ensure!(
         done.contains("Uw document wordt klaargemaakt."),
@@ -377,81 +307,13 @@ async fn confirm_with_pin(
     let queue_number: u64 = queue_number.trim().parse().context("the queue number")?;
 
     let inserted_card = pull_virtual_card(inserted).await?;
-    client
-        .wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css("main form.choices button[value='nl']"))
+    wait_for(client, "main form.choices button[value='nl']")
         .await
         .with_context(|| format!("{profile}: pulling the card did not clear the kiosk"))?;
     check_pin_tries(&inserted_card, profile)?;
 
     let view = stored_request(node, token, queue_number).await?;
     check_stored_request(&view, &inserted_card, citizen, profile)
-}
-
-/// Inserts `card` and waits until the node has read it for the kiosk `tablet-1`: follows the
-/// station's server-sent events, subscribed before the card goes in so that no change is missed,
-/// and looks at the page after each.
-async fn insert_and_await_read(node: &TestNode, card: VirtualCard) -> Result<InsertedCard> {
-    let mut events = node
-        .http
-        .get(node.url("/kiosk/tablet-1/events"))
-        .send()
-        .await?
-        .error_for_status()?;
-    let inserted = insert_virtual_card(card).await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let page = node
-            .http
-            .get(node.url("/kiosk/tablet-1"))
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
-            .await?;
-        if page.contains("/for-whom\"") {
-            return Ok(inserted);
-        }
-        match tokio::time::timeout_at(deadline, events.chunk()).await {
-            Ok(Ok(Some(_))) => {}
-            Ok(Ok(None)) => bail!("the kiosk's events ended"),
-            Ok(Err(err)) => bail!("the kiosk's events failed: {err}"),
-            Err(_) => bail!("the node did not read the card within 15 s; the kiosk shows:\n{page}"),
-        }
-    }
-}
-
-/// Waits at most 15 s (a card read, a PIN check) for an element; if it does not come, says
-/// `what` and what the page shows instead.
-async fn wait_for(
-    client: &fantoccini::Client,
-    css: &str,
-    what: &str,
-) -> Result<fantoccini::elements::Element> {
-    match client
-        .wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css(css))
-        .await
-    {
-        Ok(element) => Ok(element),
-        Err(err) => {
-            let shown = main_text(client).await;
-            // A reload tells a page that missed a live update from a node that is stuck.
-            client.refresh().await?;
-            let reloaded = main_text(client).await;
-            bail!("{what} ({err}); the page shows:\n{shown}\nand after a reload:\n{reloaded}")
-        }
-    }
-}
-
-/// What the page's `main` says, for error messages.
-async fn main_text(client: &fantoccini::Client) -> String {
-    match client.find(Locator::Css("main")).await {
-        Ok(main) => main.text().await.unwrap_or_default(),
-        Err(_) => client.source().await.unwrap_or_default(),
-    }
 }
 
 /// Scrolls the page so that `element` is in view, at `block` ("start", "center", "end").

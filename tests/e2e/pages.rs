@@ -2,36 +2,13 @@
 //! French (for their child), the card is pulled and the screen is empty again; a clerk signs in,
 //! finds the requests in the queue, opens one and cancels it. Screenshots go to `target/e2e/`.
 
-use std::time::Duration;
-
 use anyhow::{Context, Result, bail};
-use busloket_e2e::{Browser, DEMO_PASSWORD, DEMO_USER, TestNode};
+use busloket_e2e::{Browser, DEMO_PASSWORD, DEMO_USER, TestNode, click, wait_for};
 use busloket_hardware::card::DEMO_PIN;
 use busloket_hardware::demo_citizens;
 use fantoccini::{Client, Locator};
 
 const READER: &str = "Demo Reader 1";
-
-/// Waits until an element matching `css` exists (the page redraws on server-sent events).
-async fn wait_for(client: &Client, css: &str) -> Result<fantoccini::elements::Element> {
-    let found = client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await;
-    match found {
-        Ok(element) => Ok(element),
-        Err(err) => {
-            let url = client
-                .current_url()
-                .await
-                .map(|u| u.to_string())
-                .unwrap_or_default();
-            let source = client.source().await.unwrap_or_default();
-            bail!("`{css}` did not appear on {url}: {err}\n{source}")
-        }
-    }
-}
 
 /// The screen's title. The page may be redrawn between finding it and reading it (the kiosk
 /// follows server-sent events), so a stale element is looked up again.
@@ -55,12 +32,6 @@ async fn click_button_with(client: &Client, text: &str) -> Result<()> {
         }
     }
     bail!("no button with `{text}` on {}", client.current_url().await?)
-}
-
-/// Clicks the element matching `css`, waiting for it first.
-async fn click(client: &Client, css: &str) -> Result<()> {
-    wait_for(client, css).await?.click().await?;
-    Ok(())
 }
 
 /// From the document list to the done screen, printed here, with the PIN where it is asked;

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use busloket_e2e::{Browser, Pcscd, TestNode, VPCD_READER, insert_virtual_card, pull_virtual_card};
+use busloket_e2e::{
+    Browser, Pcscd, TestNode, VPCD_READER, click, insert_virtual_card, pull_virtual_card, wait_for,
+};
 use busloket_virtual_eid::{CardSpec, DEFAULT_SEED, Profile, TestPki, personalise};
 use fantoccini::{Client, Locator};
 
@@ -15,18 +17,14 @@ const CITIZEN: &str = "78031203701";
 
 async fn sign_in_with_pin(client: &Client, node: &TestNode, pin: &str) -> Result<String> {
     client.goto(&node.url("/staff/login")).await?;
-    let field = client.wait().for_element(Locator::Css("#pin")).await?;
+    let field = wait_for(client, "#pin").await?;
     field.send_keys(pin).await?;
     client
         .find(Locator::Css("form[action='/staff/login/eid'] button"))
         .await?
         .click()
         .await?;
-    client
-        .wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css("main h1"))
-        .await?;
+    wait_for(client, "main h1").await?;
     Ok(client.source().await?)
 }
 
@@ -131,23 +129,10 @@ async fn staff_sign_in_with_their_eid_through_pcscd() -> Result<()> {
     let _inserted = insert_virtual_card(citizen_card).await?;
     wait_for_desk_card(&node, true).await?;
     client.goto(&node.url("/staff/serve")).await?;
-    client
-        .wait()
-        .for_element(Locator::Css("form[action='/staff/serve/read-card'] button"))
-        .await?
-        .click()
-        .await?;
-    let shown = client
-        .wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css("figure.card-photo img"))
-        .await;
-    if shown.is_err() {
-        anyhow::bail!(
-            "the desk card's photo is not shown: {}",
-            client.source().await?
-        );
-    }
+    click(client, "form[action='/staff/serve/read-card'] button").await?;
+    wait_for(client, "figure.card-photo img")
+        .await
+        .context("the desk card's photo is not shown")?;
     let loaded = client
         .execute(
             "const img = document.querySelector('figure.card-photo img'); \

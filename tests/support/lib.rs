@@ -269,6 +269,40 @@ impl Drop for Browser {
     }
 }
 
+/// Waits at most 15 s (a card read, a PIN check, a redraw on a server-sent event) for an element
+/// matching `css`; if none comes, the error says what the page shows instead.
+pub async fn wait_for(
+    client: &fantoccini::Client,
+    css: &str,
+) -> Result<fantoccini::elements::Element> {
+    let found = client
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(fantoccini::Locator::Css(css))
+        .await;
+    match found {
+        Ok(element) => Ok(element),
+        Err(err) => {
+            let url = client
+                .current_url()
+                .await
+                .map(|url| url.to_string())
+                .unwrap_or_default();
+            let shown = match client.find(fantoccini::Locator::Css("main")).await {
+                Ok(main) => main.text().await.unwrap_or_default(),
+                Err(_) => client.source().await.unwrap_or_default(),
+            };
+            bail!("`{css}` did not appear on {url} ({err}); the page shows:\n{shown}")
+        }
+    }
+}
+
+/// Clicks the element matching `css`, waiting for it first.
+pub async fn click(client: &fantoccini::Client, css: &str) -> Result<()> {
+    wait_for(client, css).await?.click().await?;
+    Ok(())
+}
+
 /// The real pcscd, started in the foreground for a test and stopped by pid. One per host: the
 /// tests that need it take it through [`Pcscd::start`], which refuses while another one runs.
 pub struct Pcscd {
