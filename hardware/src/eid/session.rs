@@ -274,39 +274,47 @@ impl<T: Transmit> CardSession<T> {
     pub fn read_file(&mut self, path: FilePath) -> Result<Vec<u8>, SessionError> {
         self.select(path)?;
         let mut contents = Vec::new();
-        loop {
-            let offset = contents.len();
-            if offset > MAX_OFFSET {
-                return Err(SessionError::FileTooLarge {
-                    path,
-                    limit: MAX_OFFSET,
-                });
-            }
-            let command = apdu::read_binary(offset as u16, READ_CHUNK);
-            let response = self.transceive(&command)?;
-            match response.status.0 {
-                0x9000 => {}
-                0x6B00 if offset > 0 => break,
-                _ => {
-                    return Err(SessionError::Refused {
-                        command: command.name(),
-                        status: response.status,
-                    });
-                }
-            }
-            let got = response.data.len();
-            if got > usize::from(READ_CHUNK) {
-                return Err(SessionError::ChunkTooLong {
-                    asked: usize::from(READ_CHUNK),
-                    got,
-                });
-            }
-            contents.extend_from_slice(&response.data);
-            if got < usize::from(READ_CHUNK) {
+        while let Some(chunk) = self.read_chunk(path, contents.len(), usize::from(READ_CHUNK))? {
+            let short = chunk.len() < usize::from(READ_CHUNK);
+            contents.extend_from_slice(&chunk);
+            if short {
                 break;
             }
         }
         Ok(contents)
+    }
+
+    /// One READ BINARY of at most `wanted` bytes at `offset` of the selected file; `None` past
+    /// its end (`6B00`, after the first chunk).
+    fn read_chunk(
+        &mut self,
+        path: FilePath,
+        offset: usize,
+        wanted: usize,
+    ) -> Result<Option<Vec<u8>>, SessionError> {
+        if offset > MAX_OFFSET {
+            return Err(SessionError::FileTooLarge {
+                path,
+                limit: MAX_OFFSET,
+            });
+        }
+        let command = apdu::read_binary(offset as u16, wanted as u8);
+        let response = self.transceive(&command)?;
+        match response.status.0 {
+            0x9000 => {}
+            0x6B00 if offset > 0 => return Ok(None),
+            _ => {
+                return Err(SessionError::Refused {
+                    command: command.name(),
+                    status: response.status,
+                });
+            }
+        }
+        let got = response.data.len();
+        if got > wanted {
+            return Err(SessionError::ChunkTooLong { asked: wanted, got });
+        }
+        Ok(Some(response.data))
     }
 
     /// Selects and reads a file that holds one DER element followed by zero padding (the
@@ -331,29 +339,11 @@ impl<T: Transmit> CardSession<T> {
                 Some(total) => usize::from(READ_CHUNK).min(total - offset),
                 None => usize::from(READ_CHUNK),
             };
-            if offset > MAX_OFFSET {
-                return Err(SessionError::FileTooLarge {
-                    path,
-                    limit: MAX_OFFSET,
-                });
-            }
-            let command = apdu::read_binary(offset as u16, wanted as u8);
-            let response = self.transceive(&command)?;
-            match response.status.0 {
-                0x9000 => {}
-                0x6B00 if offset > 0 => break,
-                _ => {
-                    return Err(SessionError::Refused {
-                        command: command.name(),
-                        status: response.status,
-                    });
-                }
-            }
-            let got = response.data.len();
-            if got > wanted {
-                return Err(SessionError::ChunkTooLong { asked: wanted, got });
-            }
-            contents.extend_from_slice(&response.data);
+            let Some(chunk) = self.read_chunk(path, offset, wanted)? else {
+                break;
+            };
+            let got = chunk.len();
+            contents.extend_from_slice(&chunk);
             if announced.is_none() {
                 if contents.iter().all(|&byte| byte == 0) {
                     return Ok(contents);
