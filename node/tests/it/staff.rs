@@ -155,6 +155,23 @@ async fn serve_a_citizen_by_typed_number_and_by_desk_card() {
     assert_eq!(after.location.as_deref(), Some("/staff/login"));
 }
 
+/// Serves a citizen with the desk form; the authentication strength the stored request got.
+async fn served_authentication(
+    app: &Router,
+    state: &busloket_node::state::AppState,
+    cookie: &str,
+    form: &str,
+) -> AuthStrength {
+    let page = send(app, "POST", "/staff/serve", Some(cookie), form).await;
+    let location = page.location.expect("a redirect to the new request");
+    let id = location
+        .trim_start_matches("/staff/requests/")
+        .parse()
+        .unwrap();
+    let view = state.store.load(id).unwrap().unwrap().view().unwrap();
+    view.fields.authentication
+}
+
 #[tokio::test]
 async fn the_desk_card_shows_its_photo_and_counts_only_while_it_is_in_the_reader() {
     let dir = tempfile::tempdir().unwrap();
@@ -180,14 +197,10 @@ async fn the_desk_card_shows_its_photo_and_counts_only_while_it_is_in_the_reader
     assert_eq!(no_session.location.as_deref(), Some("/staff/login"));
 
     let from_card = "requester_number=72.11.05-143.35&requester_name=Julien+Dubois&from_card=true&relation=self&document=life-certificate&language=fr&delivery=print-here";
-    let page = send(&app, "POST", "/staff/serve", Some(&cookie), from_card).await;
-    let location = page.location.expect("a redirect to the new request");
-    let id = location
-        .trim_start_matches("/staff/requests/")
-        .parse()
-        .unwrap();
-    let view = state.store.load(id).unwrap().unwrap().view().unwrap();
-    assert_eq!(view.fields.authentication, AuthStrength::CardRead);
+    assert_eq!(
+        served_authentication(&app, &state, &cookie, from_card).await,
+        AuthStrength::CardRead
+    );
 
     // Pulled: the photo is gone, and a form that still claims the card counts as typed in.
     let mut events = state.events.subscribe();
@@ -201,14 +214,10 @@ async fn the_desk_card_shows_its_photo_and_counts_only_while_it_is_in_the_reader
     ) {}
     let photo = send(&app, "GET", "/staff/serve/photo", Some(&cookie), "").await;
     assert_eq!(photo.status, StatusCode::NOT_FOUND);
-    let page = send(&app, "POST", "/staff/serve", Some(&cookie), from_card).await;
-    let location = page.location.expect("a redirect to the new request");
-    let id = location
-        .trim_start_matches("/staff/requests/")
-        .parse()
-        .unwrap();
-    let view = state.store.load(id).unwrap().unwrap().view().unwrap();
-    assert_eq!(view.fields.authentication, AuthStrength::Declared);
+    assert_eq!(
+        served_authentication(&app, &state, &cookie, from_card).await,
+        AuthStrength::Declared
+    );
     state.shutdown.cancel();
 }
 
