@@ -3,10 +3,12 @@
 //! What lives here: national numbers ([`national_number`]), the document catalogue and its
 //! eligibility rules ([`catalogue`], [`eligibility`]), the request record as one Automerge document
 //! per request ([`record`]), the encrypted sled store ([`store`], [`at_rest`]) and the hash-chained
-//! access log ([`access_log`]), and the link of staff accounts to their own eID ([`staff`]).
+//! access log ([`access_log`]), the link of staff accounts to their own eID ([`staff`]), and the
+//! sync protocol between a bus and the hub ([`protocol`]).
 //!
 //! Architecture invariants:
-//! - The pure modules (`national_number`, `catalogue`, `eligibility`, `record`, `staff`, `terms`) do no IO and
+//! - The pure modules (`national_number`, `catalogue`, `eligibility`, `record`, `staff`, `terms`,
+//!   `protocol`) do no IO and
 //!   read no clock: time, ids and keys are arguments. Only `store`, `at_rest` and `access_log` touch
 //!   the disk.
 //! - This crate knows nothing of HTTP, HTML or devices: it never depends on axum or on
@@ -17,6 +19,7 @@ pub mod at_rest;
 pub mod catalogue;
 pub mod eligibility;
 pub mod national_number;
+pub mod protocol;
 pub mod record;
 pub mod staff;
 pub mod store;

@@ -16,7 +16,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use automerge::transaction::CommitOptions;
-use automerge::{ActorId, AutoCommit, AutomergeError, ChangeHash, ReadDoc};
+use automerge::{ActorId, AutoCommit, AutomergeError, Change, ChangeHash, ReadDoc};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -489,6 +489,23 @@ impl RequestRecord {
 
     pub fn heads(&mut self) -> Vec<ChangeHash> {
         self.doc.get_heads()
+    }
+
+    /// The changes that are not (transitive) dependencies of `heads`, in an order that applies.
+    pub fn changes_since(&mut self, heads: &[ChangeHash]) -> Vec<Change> {
+        self.doc.get_changes(heads)
+    }
+
+    /// Applies changes from elsewhere (already verified by the caller); those it has are
+    /// skipped, those whose dependencies are missing wait (see [`Self::missing_dependencies`]).
+    pub fn apply_changes(&mut self, changes: Vec<Change>) -> Result<(), RecordError> {
+        self.doc.apply_changes(changes)?;
+        Ok(())
+    }
+
+    /// Whether the record has the change `hash`.
+    pub fn has_change(&mut self, hash: &ChangeHash) -> bool {
+        self.doc.get_change_by_hash(hash).is_some()
     }
 }
 

@@ -1,11 +1,13 @@
 //! Integration tests of `busloket-sync`: request records (examples and merge properties, the
 //! holder statement), the
-//! at-rest key, the store (including a crash of a child process) and the access log. One test
+//! at-rest key, the store (including a crash of a child process), the access log and the sync
+//! protocol (uploads and answers, and every way to tamper with them). One test
 //! binary, so linking happens once.
 
 mod access_log;
 mod at_rest;
 mod crash;
+mod protocol;
 mod record;
 mod record_merge;
 mod statement;
