@@ -1,0 +1,1 @@
+//! The city's hub (work in progress: see `sync/PROTOCOL.md` for what it will do).
