@@ -4,6 +4,7 @@
 //! - `eid`: Belgian eID cards (the virtual card) through the real pcscd and the PC/SC driver.
 //! - `eid_pin`: holder authentication with the PIN through pcscd: signatures, tries, refusals.
 //! - `kiosk_eid`: the kiosk with the node reading the virtual card through pcscd.
+//! - `lte`: the emulated LTE link (namespaces, veth, delay, loss, 5 Mbit/s up) the sync tests use.
 //! - `pages`: the kiosk flow in Dutch and French and the staff console, in a browser, with
 //!   screenshots under `target/e2e/`.
 //! - `staff_eid`: clerks sign in with their own eID and PIN through pcscd; the desk card's photo.
@@ -12,5 +13,6 @@ mod crash;
 mod eid;
 mod eid_pin;
 mod kiosk_eid;
+mod lte;
 mod pages;
 mod staff_eid;

@@ -4,6 +4,8 @@
 //!
 //! A missing binary or system tool fails the test with what to run or install; nothing is skipped.
 
+pub mod lte;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;

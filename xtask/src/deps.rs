@@ -30,6 +30,18 @@ const PACKAGES: &[(&str, &str)] = &[
         "the virtual card reader inside pcscd (tests only, never on a bus)",
     ),
     ("pcsc-tools", "pcsc_scan, to look at readers by hand"),
+    (
+        "iproute2",
+        "ip and tc: the network namespaces, veth pair and uplink rate limit of the emulated LTE link",
+    ),
+    (
+        "iptables",
+        "the emulated LTE link's random loss and the NFQUEUE its delay daemon (lte-delay) serves",
+    ),
+    (
+        "iputils-ping",
+        "ping -U, the emulated LTE link's round trip",
+    ),
 ];
 
 pub fn install() -> Result<()> {
