@@ -6,21 +6,38 @@
 //!   Automerge bytes. A record loads as its snapshot followed by its incrementals in order. When
 //!   the incrementals weigh as much as the snapshot (or are more than 16), an update writes a new
 //!   snapshot and deletes the chunks it supersedes in the same transaction.
-//! - `summaries`: request id → sealed JSON [`RequestSummary`].
+//! - `summaries`: request id → sealed JSON [`RequestSummary`]. A purged request keeps a redacted
+//!   one (no name, no national number, `purged: true`).
 //! - `by_day` (day ‖ id), `by_status` (status code ‖ 0 ‖ id), `by_stop` (stop ‖ 0 ‖ day ‖ id):
 //!   indexes with empty values. They hold no personal data and are not sealed.
 //! - `queue_numbers`: day → the last ticket number given out that day (u32 BE).
-//! - `meta`: `key-check` → a sealed constant, so a wrong key is refused before anything is written.
+//! - The sync state (see `store/sync_state.rs`), none of it personal data, not sealed unless
+//!   said: `heads`: id → the record's current heads (sorted, n × 32 B); `outbox`: id → empty,
+//!   changed here since the hub acknowledged it; `acked`: id → the heads the hub acknowledged
+//!   (sorted, n × 32 B); `set_aside`: id → empty, refused by the hub as `invalid-record`;
+//!   `synced_files`: name → sealed version (u64 BE) ‖ bytes (the staff list names clerks).
+//! - `meta`: `key-check` → a sealed constant, so a wrong key is refused before anything is
+//!   written; `sync-layout` → present once every record has its `heads` entry (older stores are
+//!   brought up to date at open, every record into the outbox); `upload-counter`,
+//!   `answer-applied` → u64 BE; `need-whole` → n × 16 B ids.
 //! - `access_log`, `access_log_head`: see [`crate::access_log`].
 //!
-//! All writes for one record change (chunk, summary, index moves) happen in one sled transaction
-//! across the trees, followed by `flush`: when `insert_new` or `update` returns, the request is on
-//! disk and the caller may tell the citizen "saved". Every sealed value is bound to its tree and
-//! key, so a value copied elsewhere does not open.
+//! All writes for one record change (chunks, summary, index moves, its heads and, for a local
+//! change, its place in the outbox) happen in one sled transaction across the trees, followed by
+//! `flush`: when `insert_new` or `update` returns, the request is on disk and the caller may tell
+//! the citizen "saved". The hub's changes ([`Store::apply_remote`]) take the same path without
+//! the outbox; an answer's bookkeeping ([`Store::acknowledge`]) is one transaction of its own; a
+//! purge ([`Store::purge_acknowledged`], `store/retention.rs`) is one per request. Every sealed
+//! value is bound to its tree and key, so a value copied elsewhere does not open.
+//!
+//! The store writes no access-log entry for loading or syncing a record: reads by people are
+//! logged by the node, where the person is known. It writes one for each purge.
 //!
 //! The store is synchronous. Async callers run it on `spawn_blocking`.
 
 mod layout;
+mod retention;
+mod sync_state;
 
 use std::fs::DirBuilder;
 use std::io;
@@ -29,12 +46,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use automerge::ChangeHash;
 use chrono::NaiveDate;
 use sled::transaction::{TransactionError, Transactional};
 use thiserror::Error;
 
 pub use self::layout::RequestSummary;
 use self::layout::{ChunkKind, ChunkSizes, IndexKeys};
+pub use self::sync_state::{Acknowledgement, RemoteApply, SyncState};
 use crate::access_log::{AccessLog, AccessLogError};
 use crate::at_rest::{AtRestError, AtRestKey};
 use crate::record::{RecordError, RequestRecord, Status};
@@ -117,6 +136,10 @@ pub enum Corruption {
     MissingChanges(usize),
     #[error("a chunk key is malformed")]
     ChunkKey,
+    #[error("the request has a summary but no chunks, and was not purged")]
+    NoChunks,
+    #[error("the stored bytes are malformed")]
+    Malformed,
 }
 
 /// The store. Share it behind an `Arc`.
@@ -130,6 +153,17 @@ pub struct Store {
     by_status: sled::Tree,
     by_stop: sled::Tree,
     queue_numbers: sled::Tree,
+    meta: sled::Tree,
+    /// Request id → its current heads (sorted, n × 32 B), written with every record change.
+    heads: sled::Tree,
+    /// Request id → empty: changed here since the hub last acknowledged it.
+    outbox: sled::Tree,
+    /// Request id → the heads the hub acknowledged (sorted, n × 32 B).
+    acked: sled::Tree,
+    /// Request id → empty: refused by the hub as `invalid-record`.
+    set_aside: sled::Tree,
+    /// File name → sealed version ‖ bytes.
+    synced_files: sled::Tree,
     access_log: AccessLog,
     /// Serialises every read-modify-write and every multi-key read of records, so a reader
     /// never sees half a compaction. A `std` mutex: the store is synchronous and nothing
@@ -161,6 +195,21 @@ struct Write {
     sealed_summary: Vec<u8>,
     old_index: Vec<IndexKeys>,
     new_index: IndexKeys,
+    /// The record's heads after the change (encoded); `None` when its chunks go (a purge).
+    heads: Option<Vec<u8>>,
+    /// Where the change came from: a local change goes into the outbox, the hub's does not.
+    origin: ChangeOrigin,
+}
+
+/// Who made the changes a write stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChangeOrigin {
+    /// This node: the hub does not have them yet.
+    Local,
+    /// The hub's answer: the outbox is left as it is.
+    Hub,
+    /// No change to the record: its citizen data is deleted, and its sync state with it.
+    Purge,
 }
 
 impl Store {
@@ -177,19 +226,27 @@ impl Store {
             })?;
         let db = open_db(dir)?;
         check_key(&db, &key, dir)?;
-        Ok(Store {
+        let store = Store {
             chunks: db.open_tree(layout::CHUNKS)?,
             summaries: db.open_tree(layout::SUMMARIES)?,
             by_day: db.open_tree(layout::BY_DAY)?,
             by_status: db.open_tree(layout::BY_STATUS)?,
             by_stop: db.open_tree(layout::BY_STOP)?,
             queue_numbers: db.open_tree(layout::QUEUE_NUMBERS)?,
+            meta: db.open_tree(layout::META)?,
+            heads: db.open_tree(layout::HEADS)?,
+            outbox: db.open_tree(layout::OUTBOX)?,
+            acked: db.open_tree(layout::ACKED)?,
+            set_aside: db.open_tree(layout::SET_ASIDE)?,
+            synced_files: db.open_tree(layout::SYNCED_FILES)?,
             access_log: AccessLog::open(&db, key.clone())?,
             db,
             key,
             lock: Mutex::new(()),
             path: dir.to_owned(),
-        })
+        };
+        store.migrate_to_sync_layout()?;
+        Ok(store)
     }
 
     /// Opens the store with the key in `key_path`, which must not lie inside `dir`: the key is
@@ -208,17 +265,71 @@ impl Store {
         &self.access_log
     }
 
-    /// Stores a new record (as one snapshot). Refuses an id the store already has.
+    /// Stores a new record (as one snapshot) and puts it in the outbox. Refuses an id the store
+    /// already has (a purged one too).
     pub fn insert_new(&self, record: &mut RequestRecord) -> Result<RequestSummary, StoreError> {
         let id = record
             .id()
             .map_err(|source| StoreError::InvalidRecord { source })?;
+        let _guard = self.lock();
+        self.insert_locked(id, record, ChangeOrigin::Local)
+    }
+
+    /// Loads the record, lets `f` change it, and stores the new changes (or a new snapshot), the
+    /// summary, the index moves, the new heads, and the request in the outbox. Nothing is written
+    /// when `f` fails or changes nothing. `f` runs under the store's lock: it must not call the
+    /// store.
+    pub fn update<T>(
+        &self,
+        id: RequestId,
+        f: impl FnOnce(&mut RequestRecord) -> Result<T, RecordError>,
+    ) -> Result<(T, RequestSummary), StoreError> {
+        let _guard = self.lock();
+        let mut loaded = self.load_locked(id)?.ok_or(StoreError::NotFound { id })?;
+        let (old_summary, old_index) = self.index_before(id, &loaded.record)?;
+        let heads = loaded.record.heads();
+        let result = f(&mut loaded.record).map_err(|source| StoreError::Refused { id, source })?;
+        if loaded.record.heads() == heads {
+            return Ok((result, old_summary));
+        }
+        let summary = self.write_changes(id, loaded, &heads, old_index, ChangeOrigin::Local)?;
+        Ok((result, summary))
+    }
+
+    /// The summary of the record as loaded, and the index keys to remove before the record's
+    /// new keys are written.
+    fn index_before(
+        &self,
+        id: RequestId,
+        record: &RequestRecord,
+    ) -> Result<(RequestSummary, Vec<IndexKeys>), StoreError> {
+        let corrupt = |cause: RecordError| StoreError::Corrupt {
+            id,
+            what: "record".into(),
+            cause: cause.into(),
+        };
+        let old_summary = RequestSummary::of(&record.view().map_err(corrupt)?);
+        // The index keys on disk follow the stored summary; a newer program may fold the same
+        // events differently, so both its keys and the recomputed ones are removed.
+        let mut old_index = vec![IndexKeys::of(&old_summary)];
+        if let Ok(Some(stored)) = self.summary(id) {
+            old_index.push(IndexKeys::of(&stored));
+        }
+        Ok((old_summary, old_index))
+    }
+
+    /// Stores a new record as one snapshot, under the lock.
+    fn insert_locked(
+        &self,
+        id: RequestId,
+        record: &mut RequestRecord,
+        origin: ChangeOrigin,
+    ) -> Result<RequestSummary, StoreError> {
         let view = record
             .view()
             .map_err(|source| StoreError::Refused { id, source })?;
         let summary = RequestSummary::of(&view);
         let snapshot = record.save();
-        let _guard = self.lock();
         if self.summaries.contains_key(id.as_bytes())?
             || self.chunks.scan_prefix(id.as_bytes()).next().is_some()
         {
@@ -235,42 +346,28 @@ impl Store {
             sealed_summary: self.seal_summary(&summary),
             old_index: Vec::new(),
             new_index: IndexKeys::of(&summary),
+            heads: Some(layout::encode_heads(&record.heads())),
+            origin,
         })?;
         Ok(summary)
     }
 
-    /// Loads the record, lets `f` change it, and stores the new changes (or a new snapshot), the
-    /// summary and the index moves. Nothing is written when `f` fails or changes nothing. `f` runs
-    /// under the store's lock: it must not call the store.
-    pub fn update<T>(
+    /// Stores the changes `loaded.record` has beyond `heads` (or a new snapshot), its summary,
+    /// index moves and new heads, under the lock. Refuses a record that no longer reads.
+    fn write_changes(
         &self,
         id: RequestId,
-        f: impl FnOnce(&mut RequestRecord) -> Result<T, RecordError>,
-    ) -> Result<(T, RequestSummary), StoreError> {
-        let _guard = self.lock();
+        loaded: Loaded,
+        heads: &[ChangeHash],
+        old_index: Vec<IndexKeys>,
+        origin: ChangeOrigin,
+    ) -> Result<RequestSummary, StoreError> {
         let Loaded {
             mut record,
             chunk_keys,
             sizes,
             next_seq,
-        } = self.load_locked(id)?.ok_or(StoreError::NotFound { id })?;
-        let corrupt = |cause: RecordError| StoreError::Corrupt {
-            id,
-            what: "record".into(),
-            cause: cause.into(),
-        };
-        let old_summary = RequestSummary::of(&record.view().map_err(corrupt)?);
-        // The index keys on disk follow the stored summary; a newer program may fold the same
-        // events differently, so both its keys and the recomputed ones are removed.
-        let mut old_index = vec![IndexKeys::of(&old_summary)];
-        if let Ok(Some(stored)) = self.summary(id) {
-            old_index.push(IndexKeys::of(&stored));
-        }
-        let heads = record.heads();
-        let result = f(&mut record).map_err(|source| StoreError::Refused { id, source })?;
-        if record.heads() == heads {
-            return Ok((result, old_summary));
-        }
+        } = loaded;
         let view = record
             .view()
             .map_err(|source| StoreError::Refused { id, source })?;
@@ -282,7 +379,7 @@ impl Store {
             return Err(StoreError::Refused { id, source });
         }
         let summary = RequestSummary::of(&view);
-        let delta = record.save_after(&heads);
+        let delta = record.save_after(heads);
         let incremental_key = layout::chunk_key(id, ChunkKind::Incremental, next_seq).to_vec();
         let sealed_delta = self
             .key
@@ -305,11 +402,14 @@ impl Store {
             sealed_summary: self.seal_summary(&summary),
             old_index,
             new_index: IndexKeys::of(&summary),
+            heads: Some(layout::encode_heads(&record.heads())),
+            origin,
         })?;
-        Ok((result, summary))
+        Ok(summary)
     }
 
-    /// The record, `None` when the store does not have it.
+    /// The record, `None` when the store does not have it or purged it (its summary, marked
+    /// `purged`, tells the two apart).
     pub fn load(&self, id: RequestId) -> Result<Option<RequestRecord>, StoreError> {
         let _guard = self.lock();
         Ok(self.load_locked(id)?.map(|loaded| loaded.record))
@@ -493,33 +593,53 @@ impl Store {
             &self.by_day,
             &self.by_status,
             &self.by_stop,
+            &self.heads,
+            &self.outbox,
+            &self.acked,
         );
         trees
-            .transaction(|(chunks, summaries, by_day, by_status, by_stop)| {
-                for key in &write.delete_chunks {
-                    chunks.remove(key)?;
-                }
-                for (key, value) in &write.put_chunks {
-                    chunks.insert(key.as_slice(), value.as_slice())?;
-                }
-                summaries.insert(write.id.as_bytes(), write.sealed_summary.as_slice())?;
-                for old in &write.old_index {
-                    by_day.remove(old.by_day.as_slice())?;
-                    by_status.remove(old.by_status.as_slice())?;
-                    if let Some(key) = &old.by_stop {
-                        by_stop.remove(key.as_slice())?;
+            .transaction(
+                |(chunks, summaries, by_day, by_status, by_stop, heads, outbox, acked)| {
+                    for key in &write.delete_chunks {
+                        chunks.remove(key)?;
                     }
-                }
-                let new = &write.new_index;
-                by_day.insert(new.by_day.as_slice(), &[])?;
-                by_status.insert(new.by_status.as_slice(), &[])?;
-                if let Some(key) = &new.by_stop {
-                    by_stop.insert(key.as_slice(), &[])?;
-                }
-                Ok::<(), sled::transaction::ConflictableTransactionError<std::convert::Infallible>>(
-                    (),
-                )
-            })
+                    for (key, value) in &write.put_chunks {
+                        chunks.insert(key.as_slice(), value.as_slice())?;
+                    }
+                    summaries.insert(write.id.as_bytes(), write.sealed_summary.as_slice())?;
+                    for old in &write.old_index {
+                        by_day.remove(old.by_day.as_slice())?;
+                        by_status.remove(old.by_status.as_slice())?;
+                        if let Some(key) = &old.by_stop {
+                            by_stop.remove(key.as_slice())?;
+                        }
+                    }
+                    let new = &write.new_index;
+                    by_day.insert(new.by_day.as_slice(), &[])?;
+                    by_status.insert(new.by_status.as_slice(), &[])?;
+                    if let Some(key) = &new.by_stop {
+                        by_stop.insert(key.as_slice(), &[])?;
+                    }
+                    let id = write.id.as_bytes();
+                    match &write.heads {
+                        Some(encoded) => heads.insert(id, encoded.as_slice())?,
+                        None => heads.remove(id)?,
+                    };
+                    match write.origin {
+                        ChangeOrigin::Local => {
+                            outbox.insert(id, &[])?;
+                        }
+                        ChangeOrigin::Hub => {}
+                        ChangeOrigin::Purge => {
+                            acked.remove(id)?;
+                        }
+                    }
+                    Ok::<
+                        (),
+                        sled::transaction::ConflictableTransactionError<std::convert::Infallible>,
+                    >(())
+                },
+            )
             .map_err(|error| match error {
                 TransactionError::Storage(error) => StoreError::Storage(error),
                 TransactionError::Abort(never) => match never {},

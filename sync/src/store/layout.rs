@@ -1,6 +1,8 @@
 //! The byte layout of the store's sled trees: the keys of chunks and indexes, the places sealed
-//! values are bound to, the per-request summary, and when to compact. Pure: no sled, no IO.
+//! values are bound to, the per-request summary, the encodings of the sync state, and when to
+//! compact. Pure: no sled, no IO.
 
+use automerge::ChangeHash;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -14,10 +16,24 @@ pub(super) const BY_STATUS: &str = "by_status";
 pub(super) const BY_STOP: &str = "by_stop";
 pub(super) const QUEUE_NUMBERS: &str = "queue_numbers";
 pub(super) const META: &str = "meta";
+pub(super) const HEADS: &str = "heads";
+pub(super) const OUTBOX: &str = "outbox";
+pub(super) const ACKED: &str = "acked";
+pub(super) const SET_ASIDE: &str = "set_aside";
+pub(super) const SYNCED_FILES: &str = "synced_files";
 
 /// `meta` key of a constant sealed with the store's key: tells a wrong key before any write.
 pub(super) const KEY_CHECK: &[u8] = b"key-check";
 pub(super) const KEY_CHECK_PLAINTEXT: &[u8] = b"busloket store v1";
+/// `meta` key: present once every record has its `heads` entry (stores made before the sync
+/// state are brought up to date when they are opened).
+pub(super) const SYNC_LAYOUT: &[u8] = b"sync-layout";
+/// `meta` key: the last upload counter given out (u64 BE).
+pub(super) const UPLOAD_COUNTER: &[u8] = b"upload-counter";
+/// `meta` key: the `answer_seq` of the last answer made durable (u64 BE).
+pub(super) const ANSWER_APPLIED: &[u8] = b"answer-applied";
+/// `meta` key: the requests to ask the hub for whole (n × 16 B ids).
+pub(super) const NEED_WHOLE: &[u8] = b"need-whole";
 
 /// Compact when a record has more incremental chunks than this.
 pub(super) const MAX_INCREMENTALS: usize = 16;
@@ -69,6 +85,53 @@ pub(super) fn day_key(day: NaiveDate) -> Vec<u8> {
     day.format("%Y-%m-%d").to_string().into_bytes()
 }
 
+/// Heads as stored: sorted, n × 32 bytes, so two encodings are equal when the sets are.
+pub(super) fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
+    let mut sorted = heads.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sorted.iter().flat_map(|hash| hash.0).collect()
+}
+
+pub(super) fn decode_heads(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
+    if !bytes.len().is_multiple_of(32) {
+        return None;
+    }
+    bytes
+        .chunks_exact(32)
+        .map(|hash| Some(ChangeHash(hash.try_into().ok()?)))
+        .collect()
+}
+
+/// Request ids one after the other, 16 bytes each.
+pub(super) fn encode_ids(ids: &[RequestId]) -> Vec<u8> {
+    ids.iter().flat_map(|id| *id.as_bytes()).collect()
+}
+
+pub(super) fn decode_ids(bytes: &[u8]) -> Option<Vec<RequestId>> {
+    if !bytes.len().is_multiple_of(ID_LEN) {
+        return None;
+    }
+    bytes
+        .chunks_exact(ID_LEN)
+        .map(|id| Some(RequestId::from_bytes(id.try_into().ok()?)))
+        .collect()
+}
+
+pub(super) fn decode_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+/// A synced file as sealed: its version (u64 BE), then its bytes.
+pub(super) fn encode_synced_file(version: u64, bytes: &[u8]) -> Vec<u8> {
+    [&version.to_be_bytes(), bytes].concat()
+}
+
+pub(super) fn decode_synced_file(plaintext: &[u8]) -> Option<(u64, &[u8])> {
+    let (version, bytes) = plaintext.split_at_checked(8)?;
+    Some((decode_u64(version)?, bytes))
+}
+
 /// The last 16 bytes of an index key.
 pub(super) fn id_from_index_key(key: &[u8]) -> Option<RequestId> {
     let start = key.len().checked_sub(ID_LEN)?;
@@ -96,6 +159,10 @@ pub struct RequestSummary {
     pub created_at: DateTime<Utc>,
     /// The time of its latest event.
     pub updated_at: DateTime<Utc>,
+    /// The record was purged after its retention: the store keeps this summary only, without
+    /// the names and national numbers. Absent in summaries stored before purging existed.
+    #[serde(default)]
+    pub purged: bool,
 }
 
 impl RequestSummary {
@@ -121,6 +188,19 @@ impl RequestSummary {
                 .max()
                 .unwrap_or(created_at)
                 .max(created_at),
+            purged: false,
+        }
+    }
+
+    /// What the indicators and the day's lists still need once the citizen data is gone: every
+    /// field but the subject's name and national number (the station and stop name places,
+    /// not people).
+    pub fn redacted(&self) -> RequestSummary {
+        RequestSummary {
+            subject_name: String::new(),
+            subject_number: String::new(),
+            purged: true,
+            ..self.clone()
         }
     }
 }
@@ -198,6 +278,48 @@ mod tests {
         let key = [stop_day_prefix(&stop, day).as_slice(), id.as_bytes()].concat();
         assert_eq!(&key[..16], b"markt\x002025-03-09");
         assert_eq!(id_from_index_key(&key), Some(id));
+    }
+
+    #[test]
+    fn sync_encodings_round_trip() {
+        let heads = [
+            ChangeHash([9; 32]),
+            ChangeHash([1; 32]),
+            ChangeHash([9; 32]),
+        ];
+        let encoded = encode_heads(&heads);
+        assert_eq!(encoded.len(), 64, "sorted, without duplicates");
+        assert_eq!(
+            decode_heads(&encoded),
+            Some(vec![ChangeHash([1; 32]), ChangeHash([9; 32])])
+        );
+        assert_eq!(decode_heads(&encoded[1..]), None);
+        assert_eq!(decode_heads(&[]), Some(Vec::new()));
+        let ids = [RequestId::new(1, [1; 10]), RequestId::new(2, [2; 10])];
+        assert_eq!(decode_ids(&encode_ids(&ids)), Some(ids.to_vec()));
+        assert_eq!(decode_ids(&[0; 17]), None);
+        let file = encode_synced_file(7, b"crl");
+        assert_eq!(decode_synced_file(&file), Some((7, &b"crl"[..])));
+        assert_eq!(decode_synced_file(&file[..7]), None);
+    }
+
+    #[test]
+    fn summaries_stored_before_purging_existed_still_open() {
+        let json = r#"{"id":"0197712f-9000-7707-0707-070700000001","document":"birth-extract",
+            "queue_number":2,"subject_name":"Marie Peeters","subject_number":"85.07.31-xxx.xx",
+            "status":"submitted","day":"2025-06-15","stop":"markt","station":"kiosk-1",
+            "channel":"bus-kiosk","created_at":"2025-06-15T08:01:00Z",
+            "updated_at":"2025-06-15T08:01:00Z"}"#;
+        let summary: RequestSummary = serde_json::from_str(json).unwrap();
+        assert!(!summary.purged);
+        let redacted = summary.redacted();
+        assert!(redacted.purged);
+        let text = serde_json::to_string(&redacted).unwrap();
+        assert!(
+            !text.contains("Peeters") && !text.contains("85.07.31"),
+            "{text}"
+        );
+        assert_eq!(IndexKeys::of(&redacted), IndexKeys::of(&summary));
     }
 
     #[test]

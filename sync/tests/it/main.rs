@@ -12,4 +12,5 @@ mod record;
 mod record_merge;
 mod statement;
 mod store;
+mod store_sync;
 mod support;
