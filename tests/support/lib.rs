@@ -4,6 +4,7 @@
 //!
 //! A missing binary or system tool fails the test with what to run or install; nothing is skipped.
 
+pub mod city;
 pub mod lte;
 
 use std::io::{BufRead, BufReader};
