@@ -35,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/requests/{id}/cancel", post(cancel))
         .route("/requests/{id}/reprint", post(reprint))
         .route("/devices", get(devices))
+        .route("/sync", get(sync_status).post(request_sync))
 }
 
 /// `Json` whose rejections answer in the API's error shape.
@@ -76,7 +77,7 @@ async fn sign_in(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SignIn>,
 ) -> Result<Json<SignedIn>, ApiError> {
-    let accounts = state.config.staff.clone();
+    let accounts = state.staff_accounts();
     let sessions = state.staff_sessions.clone();
     let token = tokio::task::spawn_blocking(move || {
         sessions.sign_in(&accounts, &body.username, &body.password)
@@ -366,4 +367,27 @@ async fn devices(State(state): State<AppState>, _staff: Staff) -> Json<Devices> 
         },
         gps: state.gps.current(),
     })
+}
+
+/// The sync status, as the staff console shows it.
+async fn sync_status(
+    State(state): State<AppState>,
+    _staff: Staff,
+) -> Json<crate::sync::SyncStatus> {
+    Json(crate::sync::current_status(&state).await)
+}
+
+/// Asks the sync loop for a round now; 202, or 409 `not-synced` on a node without `[sync]`.
+async fn request_sync(
+    State(state): State<AppState>,
+    _staff: Staff,
+) -> Result<StatusCode, ApiError> {
+    if state.enrolled.is_none() {
+        return Err(ApiError::conflict(
+            "not-synced",
+            "this node has no [sync] configuration",
+        ));
+    }
+    state.sync.request_sync();
+    Ok(StatusCode::ACCEPTED)
 }

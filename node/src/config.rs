@@ -50,6 +50,8 @@ struct RawConfig {
     #[serde(default)]
     staff: Vec<RawStaff>,
     gps: RawGps,
+    #[serde(default)]
+    sync: Option<RawSync>,
 }
 
 fn default_idle_seconds() -> u64 {
@@ -113,6 +115,27 @@ struct RawStaff {
     eid: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSync {
+    bundle_dir: PathBuf,
+    key_dir: PathBuf,
+    #[serde(default = "default_sync_interval")]
+    interval_seconds: u64,
+    #[serde(default)]
+    retention: Option<String>,
+    #[serde(default = "default_true")]
+    wifi_tls: bool,
+}
+
+fn default_sync_interval() -> u64 {
+    60
+}
+
+fn default_true() -> bool {
+    true
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -132,6 +155,51 @@ pub struct Config {
     pub receipt_printer: PrinterConfig,
     pub staff: Vec<StaffAccount>,
     pub gps: GpsConfig,
+    /// Syncing with the city's hub; `None`: the node runs unsynced (the demo, tests).
+    pub sync: Option<SyncConfig>,
+}
+
+/// `[sync]`: the device's enrolment and how the node syncs with the hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// The bundle from `busloket-provision device enroll` (public material only).
+    pub bundle_dir: PathBuf,
+    /// Where `device request` left `device.key` and `wifi.key`.
+    pub key_dir: PathBuf,
+    /// How often the node syncs when nothing else asks it to.
+    pub interval: Duration,
+    /// How long citizen data stays on the bus once the hub has a finished request.
+    pub retention: Retention,
+    /// Serve the bus Wi-Fi over HTTPS with the bundle's Wi-Fi certificate (default). `false`
+    /// only on a lab bench.
+    pub wifi_tls: bool,
+}
+
+/// When the bus purges a finished request the hub has acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// At the end of the day it finished: requests finished before today (local time) go.
+    EndOfDay,
+    /// This many hours after it finished.
+    Hours(u32),
+}
+
+impl Retention {
+    fn parse(text: &str) -> Result<Retention, String> {
+        let text = text.trim();
+        if text == "end-of-day" {
+            return Ok(Retention::EndOfDay);
+        }
+        text.strip_suffix('h')
+            .and_then(|hours| hours.trim().parse::<u32>().ok())
+            .filter(|hours| (1..=24 * 366).contains(hours))
+            .map(Retention::Hours)
+            .ok_or_else(|| {
+                format!(
+                    "sync.retention: `{text}` must be \"end-of-day\" or a number of hours such as \"48h\" (1 to 8784)"
+                )
+            })
+    }
 }
 
 /// A kiosk station: one tablet with its card reader.
@@ -322,6 +390,29 @@ impl Config {
         if raw.kiosk_idle_seconds < 30 {
             return Err(invalid("kiosk_idle_seconds must be at least 30".into()));
         }
+        let sync = raw
+            .sync
+            .map(|sync| {
+                if !(5..=3600).contains(&sync.interval_seconds) {
+                    return Err(invalid(
+                        "sync.interval_seconds must be between 5 and 3600".into(),
+                    ));
+                }
+                Ok(SyncConfig {
+                    bundle_dir: base.join(sync.bundle_dir),
+                    key_dir: base.join(sync.key_dir),
+                    interval: Duration::from_secs(sync.interval_seconds),
+                    retention: sync
+                        .retention
+                        .as_deref()
+                        .map(Retention::parse)
+                        .transpose()
+                        .map_err(invalid)?
+                        .unwrap_or(Retention::EndOfDay),
+                    wifi_tls: sync.wifi_tls,
+                })
+            })
+            .transpose()?;
         Ok(Config {
             listen: raw.listen,
             device_id,
@@ -345,6 +436,7 @@ impl Config {
             receipt_printer,
             staff,
             gps,
+            sync,
         })
     }
 

@@ -14,6 +14,8 @@ pub enum NodeEvent {
     Help,
     /// A device changed state (card in the desk reader, printer out of paper…).
     Device,
+    /// The sync status changed (a round ended, the link went down or came back).
+    Sync,
 }
 
 /// The broadcast of [`NodeEvent`]s; slow listeners miss events and simply redraw.

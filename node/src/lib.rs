@@ -10,6 +10,8 @@
 //!   request records.
 //! - [`kiosk`], [`staff`], [`demo`], [`api`]: the pages and the JSON API, one router each.
 //! - [`i18n`], [`layout`]: translations and the shared page frame.
+//! - [`sync`]: the enrolment, the sync loop with the hub, the sync status and retention.
+//! - [`tls`]: HTTPS on the bus Wi-Fi with the enrolment's certificate.
 //!
 //! Invariants: only this crate knows axum and HTML; handlers never hold a lock across `.await`;
 //! blocking store calls run on `spawn_blocking`; every read of citizen data writes an access-log
@@ -27,6 +29,8 @@ pub mod layout;
 pub mod register;
 pub mod staff;
 pub mod state;
+pub mod sync;
+pub mod tls;
 pub mod workflow;
 
 use std::future::Future;
@@ -88,7 +92,10 @@ async fn healthz() -> impl IntoResponse {
     "ok"
 }
 
-/// Serves until `shutdown` resolves, then drains open requests for at most ten seconds.
+/// Serves until `shutdown` resolves, then drains open requests for at most ten seconds. With an
+/// enrolment (and unless `wifi_tls = false`) over HTTPS with the Wi-Fi certificate, with HSTS;
+/// otherwise plain HTTP (the demo, tests, a lab bench). Starts the background tasks, the sync
+/// loop among them.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
@@ -96,15 +103,30 @@ pub async fn run(
 ) -> std::io::Result<()> {
     state.start_background_tasks();
     let stopping = state.shutdown.clone();
+    let tls = state.wifi_tls();
     let app = app(state).layer(TimeoutLayer::with_status_code(
         axum::http::StatusCode::REQUEST_TIMEOUT,
         Duration::from_secs(30),
     ));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Ends the server-sent event streams, which would otherwise keep the drain waiting.
-            stopping.cancel();
-        })
-        .await
+    let shutdown = async move {
+        shutdown.await;
+        // Ends the server-sent event streams and the sync loop, which would otherwise keep the
+        // drain waiting.
+        stopping.cancel();
+    };
+    match tls {
+        Some(tls) => {
+            // Tablets and the laptop remember to come back over HTTPS only.
+            let app = app.layer(SetResponseHeaderLayer::overriding(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000"),
+            ));
+            tls::serve_tls(listener, tls, app, shutdown).await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }

@@ -44,9 +44,18 @@ async fn serve(config: Config) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, demo, "busloket-node started");
+    let scheme = if state.wifi_tls().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let sync = state.enrolled.is_some();
+    tracing::info!(%address, demo, sync, scheme, "busloket-node started");
+    if scheme == "http" {
+        tracing::info!("serving plain HTTP: only for the demo, tests or a lab bench");
+    }
     // The first line on stdout is the address: scripts and tests read it (useful with port 0).
-    println!("busloket-node listening on http://{address}");
+    println!("busloket-node listening on {scheme}://{address}");
     busloket_node::run(listener, state, shutdown_signal()).await?;
     tracing::info!("busloket-node stopped");
     Ok(())

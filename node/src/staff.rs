@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/staff/logout", post(logout))
         .route("/staff/events", get(events))
         .route("/staff/help/{station}/answer", post(answer_help))
+        .route("/staff/sync", post(sync_now))
         .route("/staff/serve", get(pages::serve_page).post(serve))
         .route("/staff/serve/read-card", post(read_desk_card))
         .route("/staff/serve/photo", get(desk_photo))
@@ -62,7 +63,7 @@ struct LoginForm {
 }
 
 async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
-    let accounts = state.config.staff.clone();
+    let accounts = state.staff_accounts();
     let sessions = state.staff_sessions.clone();
     // Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
     let token = tokio::task::spawn_blocking(move || {
@@ -115,7 +116,7 @@ async fn login_with_eid(State(state): State<AppState>, Form(form): Form<EidLogin
                 .and_then(|number| {
                     state
                         .staff_sessions
-                        .sign_in_with_eid(&state.config.staff, &number)
+                        .sign_in_with_eid(&state.staff_accounts(), &number)
                 });
             match account {
                 Some((token, staff)) => {
@@ -173,6 +174,19 @@ async fn answer_help(
         });
         state.events.send(NodeEvent::Help);
         crate::kiosk::notify(&state, &station);
+    }
+    Redirect::to("/staff").into_response()
+}
+
+/// "Sync now": wakes the sync loop (a form post, protected like the others by the session
+/// cookie's `SameSite=Strict`); the console follows the round through its event stream.
+async fn sync_now(State(state): State<AppState>, MaybeStaff(staff): MaybeStaff) -> Response {
+    let Some(staff) = staff else {
+        return to_login();
+    };
+    if state.enrolled.is_some() {
+        tracing::info!(username = staff.username, "staff asked for a sync");
+        state.sync.request_sync();
     }
     Redirect::to("/staff").into_response()
 }

@@ -23,6 +23,7 @@ use crate::i18n::Translations;
 use crate::kiosk::KioskSessions;
 use crate::register::{DemoRegister, Register, UnknownRegister};
 use crate::staff::DeskCardSlot;
+use crate::sync::{Enrolled, Enrolment, SyncControl};
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -46,6 +47,10 @@ pub struct AppState {
     pub shutdown: Shutdown,
     /// The simulators' control handles, present only in demo mode (for the demo control page).
     pub demo: Option<DemoDevices>,
+    /// The enrolment, the hub client and the Wi-Fi TLS configuration, with `[sync]`.
+    pub enrolled: Option<Arc<Enrolled>>,
+    /// The sync status and the sync loop's wake-ups (present also without `[sync]`, saying so).
+    pub sync: Arc<SyncControl>,
 }
 
 /// Handles on the simulated devices, so the demo page can insert cards and show receipts.
@@ -95,9 +100,24 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// Opens the store, loads the catalogue and the translations, and builds the devices.
     pub fn from_config(config: Config) -> Result<AppState> {
+        // The bundle first: a node with a bad enrolment must not start, whatever else is fine.
+        let enrolment = Enrolment::load(&config, std::time::SystemTime::now())?;
         let store = Store::open_with_key_file(&config.data_dir, &config.key_file)
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-        let actor = crate::workflow::load_or_create_actor(&config.data_dir)?;
+        let device_key = enrolment.as_ref().map(Enrolment::device_public_key);
+        let actor = crate::workflow::load_or_create_actor(
+            &config.data_dir,
+            device_key.as_ref().map(|key| key.as_slice()),
+        )?;
+        let sync = Arc::new(SyncControl::new(
+            enrolment
+                .as_ref()
+                .map(|enrolment| enrolment.bundle.hub_url().to_owned()),
+        ));
+        if let Some(enrolment) = &enrolment {
+            sync.restore(&store, enrolment, &config.data_dir);
+        }
+        let enrolled = enrolment.map(Enrolled::new).transpose()?.map(Arc::new);
         let catalogue = match &config.catalogue {
             Some(path) => Catalogue::load_file(path)?,
             None => Catalogue::embedded(),
@@ -179,6 +199,8 @@ impl AppState {
             events: Events::new(),
             shutdown: Shutdown::new(),
             demo,
+            enrolled,
+            sync,
             config: Arc::new(config),
         })
     }
@@ -189,5 +211,31 @@ impl AppState {
         let card_events = self.readers.subscribe();
         tokio::spawn(crate::kiosk::follow_card_events(self.clone(), card_events));
         tokio::spawn(crate::kiosk::expire_idle_sessions(self.clone()));
+        if let Some(enrolled) = &self.enrolled {
+            tokio::spawn(crate::sync::run_loop(self.clone(), enrolled.clone()));
+        }
+    }
+
+    /// The accounts that may sign in: the configuration's `[[staff]]`, then the bus clerks of
+    /// the hub's staff file whose username the configuration does not already have (the
+    /// configuration wins a clash: it is what the person at the bus controls).
+    pub fn staff_accounts(&self) -> Vec<crate::config::StaffAccount> {
+        let mut accounts = self.config.staff.clone();
+        for account in self.sync.synced_staff() {
+            if !accounts
+                .iter()
+                .any(|known| known.username == account.username)
+            {
+                accounts.push(account);
+            }
+        }
+        accounts
+    }
+
+    /// The Wi-Fi TLS configuration when the node serves HTTPS.
+    pub fn wifi_tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.enrolled
+            .as_ref()
+            .and_then(|enrolled| enrolled.wifi_tls.clone())
     }
 }

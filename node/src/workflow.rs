@@ -15,6 +15,7 @@ use busloket_sync::access_log::AccessEntry;
 use busloket_sync::catalogue::DocumentType;
 use busloket_sync::eligibility::{Decision, EligibilityQuery, decide};
 use busloket_sync::national_number::NationalNumber;
+use busloket_sync::protocol;
 use busloket_sync::record::{
     CardEvidence, Delivery, EligibilityOutcome, EventId, EventKind, HolderEvidence, NewEvent,
     NewRequest, Origin, Person, RequestRecord, RequestView, holder_statement,
@@ -319,6 +320,7 @@ pub async fn store(state: &AppState, draft: Draft) -> Result<Submitted, ApiError
     tracing::info!(request = %id, queue_number, %document, "request submitted");
     let durable_after = started.elapsed();
     state.events.send(NodeEvent::Request);
+    state.sync.local_change();
 
     let ticket = print_ticket(state, id, now).await;
     let ticket_took = started.elapsed() - durable_after;
@@ -393,6 +395,7 @@ pub async fn record_event(
     })
     .await?;
     state.events.send(NodeEvent::Request);
+    state.sync.local_change();
     match result {
         Ok((_, summary)) => Ok(summary),
         Err(StoreError::NotFound { .. }) => Err(ApiError::not_found(
@@ -550,22 +553,62 @@ pub fn new_event_id(now: DateTime<Utc>) -> EventId {
     )
 }
 
-/// The node's Automerge actor: made once, kept in the data directory, never shared by two nodes.
-pub fn load_or_create_actor(data_dir: &Path) -> anyhow::Result<ActorId> {
+/// The node's Automerge actor: made once, kept in the data directory (`actor-id`, 16 bytes in
+/// hex), never shared by two nodes.
+///
+/// With an enrolment (`device_key`: the device's raw Ed25519 public key) the actor is bound to the
+/// key (`sync/PROTOCOL.md`, "Actors and keys"): its first half is derived from the key, its second
+/// half is the replica's own 8 random bytes, drawn once and kept in the same file. The hub refuses
+/// new changes whose actor is not bound to the uploading device's key (`foreign-actor`).
+///
+/// An `actor-id` that is not bound to `device_key` — the random actor of a node that ran before
+/// it was enrolled, or the actor of an earlier enrolment with another key — is replaced by a
+/// freshly drawn bound one (and logged). Keeping it would make every later change unsyncable;
+/// Automerge is fine with one document carrying several actors. Requests written under the old
+/// actor stay on the node but the hub will not take them: enrol a bus before it takes requests.
+pub fn load_or_create_actor(data_dir: &Path, device_key: Option<&[u8]>) -> anyhow::Result<ActorId> {
     let path = data_dir.join("actor-id");
-    match std::fs::read_to_string(&path) {
+    let existing = match std::fs::read_to_string(&path) {
         Ok(text) => {
             let bytes = hex::decode(text.trim())
                 .with_context(|| format!("{} is not hex", path.display()))?;
             anyhow::ensure!(bytes.len() == 16, "{} must hold 16 bytes", path.display());
-            Ok(ActorId::from(bytes))
+            Some(ActorId::from(bytes))
         }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir)?;
-            let bytes: [u8; 16] = rand::thread_rng().r#gen();
-            std::fs::write(&path, hex::encode(bytes))?;
-            Ok(ActorId::from(bytes.to_vec()))
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let actor = match (existing, device_key) {
+        (Some(actor), None) => return Ok(actor),
+        (Some(actor), Some(key)) if protocol::actor_is_bound(&actor, key) => return Ok(actor),
+        (Some(actor), Some(key)) => {
+            tracing::warn!(
+                old = %actor,
+                "the node's actor is not bound to its device key (made before enrolment, or by an earlier one); a new bound actor replaces it"
+            );
+            protocol::bound_actor(key, rand::thread_rng().r#gen())
         }
-        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+        (None, Some(key)) => protocol::bound_actor(key, rand::thread_rng().r#gen()),
+        (None, None) => ActorId::from(rand::thread_rng().r#gen::<[u8; 16]>().to_vec()),
+    };
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    write_durably(&path, actor.to_hex_string().as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(actor)
+}
+
+/// Writes `path` through a temporary file and a rename, both flushed: a crash leaves the old
+/// file or the new one, never half of one.
+fn write_durably(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
     }
+    Ok(())
 }

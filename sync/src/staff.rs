@@ -4,10 +4,17 @@
 //! The binding is SHA-256 over a domain tag and the 11 digits. It keeps the number out of sight
 //! in configuration files and their copies; it is not a secret — national numbers are few
 //! enough to try them all — so a binding is treated like the number it stands for.
+//!
+//! The staff file itself (accounts, password hashes, roles), as the hub keeps it and syncs it to
+//! the buses, is parsed by [`parse_staff_file`] (`staff/file.rs`).
+
+mod file;
 
 use sha2::{Digest, Sha256};
 
 use crate::national_number::NationalNumber;
+
+pub use self::file::{Role, StaffEntry, StaffFileError, parse_staff_file};
 
 const DOMAIN: &[u8] = b"busloket staff eid v1\n";
 

@@ -249,3 +249,25 @@ demo-paper-out = Papier herausnehmen
 demo-paper-in = Papier einlegen
 demo-last-ticket = Zuletzt gedrucktes Ticket
 demo-no-ticket = Noch nichts gedruckt.
+
+# Synchronisation mit dem Hub der Stadt (Personalkonsole)
+staff-sync = Synchronisation mit der Stadt
+staff-sync-state-online = Online: die letzte Synchronisation ist gelungen
+staff-sync-state-offline = Offline: der Hub ist nicht erreichbar; der Bus versucht es weiter
+staff-sync-state-never = Noch nicht synchronisiert
+staff-sync-state-revoked = Angehalten: die Stadt hat das Zertifikat dieses Busses widerrufen. Rufen Sie die zentrale IT an.
+staff-sync-state-not-configured = Dieses Gerät synchronisiert nicht (kein [sync] in seiner Konfiguration)
+staff-sync-last = Letzte erfolgreiche Synchronisation
+staff-sync-never = noch nie
+staff-sync-waiting = Anträge, die noch gesendet werden
+staff-sync-set-aside = Anträge, die der Hub zurückgestellt hat
+staff-sync-received = Vom Hub aktualisierte Anträge bei der letzten Synchronisation
+staff-sync-refused = Vom Hub abgelehnt
+staff-sync-files = Vom Hub erhalten
+staff-sync-file-crl = Sperrliste
+staff-sync-file-staff = Personalkonten
+staff-sync-file-other = andere Datei
+staff-sync-revoked-devices = Widerrufene Geräte auf der Liste der Stadt
+staff-sync-staff = Personalkonten vom Hub
+staff-sync-problem = Letztes Problem
+staff-sync-now = Jetzt synchronisieren

@@ -249,3 +249,25 @@ demo-paper-out = Take the paper out
 demo-paper-in = Put paper in
 demo-last-ticket = Last ticket printed
 demo-no-ticket = Nothing printed yet.
+
+# Sync with the city's hub (staff console)
+staff-sync = Sync with the city
+staff-sync-state-online = Online: the last sync went through
+staff-sync-state-offline = Offline: the hub cannot be reached; the bus keeps trying
+staff-sync-state-never = Not synced yet
+staff-sync-state-revoked = Stopped: the city has revoked this bus's certificate. Call central IT.
+staff-sync-state-not-configured = This node does not sync (no [sync] in its configuration)
+staff-sync-last = Last successful sync
+staff-sync-never = never
+staff-sync-waiting = Requests waiting to go
+staff-sync-set-aside = Requests set aside at the hub
+staff-sync-received = Requests updated from the hub in the last sync
+staff-sync-refused = Refused by the hub
+staff-sync-files = Received from the hub
+staff-sync-file-crl = revocation list
+staff-sync-file-staff = staff accounts
+staff-sync-file-other = other file
+staff-sync-revoked-devices = Revoked devices on the city's list
+staff-sync-staff = Staff accounts from the hub
+staff-sync-problem = Last problem
+staff-sync-now = Sync now

@@ -249,3 +249,25 @@ demo-paper-out = Retirer le papier
 demo-paper-in = Remettre du papier
 demo-last-ticket = Dernier ticket imprimé
 demo-no-ticket = Rien n'a encore été imprimé.
+
+# Synchronisation avec le hub de la ville (console du personnel)
+staff-sync = Synchronisation avec la ville
+staff-sync-state-online = En ligne : la dernière synchronisation a réussi
+staff-sync-state-offline = Hors ligne : le hub est injoignable ; le bus continue d'essayer
+staff-sync-state-never = Pas encore synchronisé
+staff-sync-state-revoked = Arrêtée : la ville a révoqué le certificat de ce bus. Appelez le service informatique central.
+staff-sync-state-not-configured = Cet appareil ne se synchronise pas (pas de [sync] dans sa configuration)
+staff-sync-last = Dernière synchronisation réussie
+staff-sync-never = jamais
+staff-sync-waiting = Demandes en attente d'envoi
+staff-sync-set-aside = Demandes mises de côté par le hub
+staff-sync-received = Demandes mises à jour par le hub lors de la dernière synchronisation
+staff-sync-refused = Refusées par le hub
+staff-sync-files = Reçu du hub
+staff-sync-file-crl = liste de révocation
+staff-sync-file-staff = comptes du personnel
+staff-sync-file-other = autre fichier
+staff-sync-revoked-devices = Appareils révoqués sur la liste de la ville
+staff-sync-staff = Comptes du personnel venant du hub
+staff-sync-problem = Dernier problème
+staff-sync-now = Synchroniser maintenant

@@ -249,3 +249,25 @@ demo-paper-out = Papier eruit halen
 demo-paper-in = Papier bijvullen
 demo-last-ticket = Laatst afgedrukte ticket
 demo-no-ticket = Nog niets afgedrukt.
+
+# Synchronisatie met de hub van de stad (personeelsconsole)
+staff-sync = Synchronisatie met de stad
+staff-sync-state-online = Online: de laatste synchronisatie is gelukt
+staff-sync-state-offline = Offline: de hub is niet bereikbaar; de bus blijft het proberen
+staff-sync-state-never = Nog niet gesynchroniseerd
+staff-sync-state-revoked = Gestopt: de stad heeft het certificaat van deze bus ingetrokken. Bel de centrale IT-dienst.
+staff-sync-state-not-configured = Dit toestel synchroniseert niet (geen [sync] in de configuratie)
+staff-sync-last = Laatste geslaagde synchronisatie
+staff-sync-never = nog nooit
+staff-sync-waiting = Aanvragen die nog moeten vertrekken
+staff-sync-set-aside = Aanvragen die de hub opzij heeft gezet
+staff-sync-received = Aanvragen bijgewerkt door de hub bij de laatste synchronisatie
+staff-sync-refused = Geweigerd door de hub
+staff-sync-files = Ontvangen van de hub
+staff-sync-file-crl = intrekkingslijst
+staff-sync-file-staff = personeelsaccounts
+staff-sync-file-other = ander bestand
+staff-sync-revoked-devices = Ingetrokken toestellen op de lijst van de stad
+staff-sync-staff = Personeelsaccounts van de hub
+staff-sync-problem = Laatste probleem
+staff-sync-now = Nu synchroniseren

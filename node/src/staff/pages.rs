@@ -16,6 +16,7 @@ use crate::i18n::Tr;
 use crate::kiosk::pages::language_name;
 use crate::layout::{Page, local_time, page};
 use crate::state::AppState;
+use crate::sync::{LinkState, SyncStatus};
 use crate::workflow;
 
 fn staff_page(state: &AppState, staff: Option<&Staff>, title: String, main: Markup) -> Markup {
@@ -105,6 +106,7 @@ pub async fn dashboard(
     let printer_status = state.receipt_printer.status();
     let gps = state.gps.current();
     let open = summaries.iter().filter(|s| !s.status.is_finished()).count();
+    let sync = crate::sync::current_status(&state).await;
     let main = html! {
         h1 { (tr.t("staff-today")) " — " (today.format("%d.%m.%Y")) }
         p #live-status .visually-hidden aria-live="polite" {}
@@ -156,6 +158,7 @@ pub async fn dashboard(
                 }
             }
         }
+        (sync_panel(tr, &sync))
         section #queue data-live aria-labelledby="queue-title" {
             h2 #queue-title { (tr.t_count("staff-queue-count", open)) }
             @if summaries.is_empty() {
@@ -185,6 +188,98 @@ pub async fn dashboard(
         }
     };
     Ok(staff_page(&state, Some(&staff), tr.t("staff-console"), main).into_response())
+}
+
+/// The sync panel: the link in words with an icon (never color alone), the last successful
+/// sync, what waits, what the last round brought, the last problem, and "sync now".
+fn sync_panel(tr: Tr<'_>, sync: &SyncStatus) -> Markup {
+    let (icon, class) = match sync.state {
+        LinkState::Online => ("✓", "ok"),
+        LinkState::Offline => ("⚠", "bad"),
+        LinkState::Revoked => ("⛔", "bad"),
+        LinkState::Never => ("…", ""),
+        LinkState::NotConfigured => ("–", ""),
+    };
+    let configured = sync.state != LinkState::NotConfigured;
+    html! {
+        section #sync .panel data-live aria-labelledby="sync-title" {
+            h2 #sync-title { (tr.t("staff-sync")) }
+            p #sync-state {
+                span.(class) {
+                    span aria-hidden="true" { (icon) } " "
+                    (tr.t(&format!("staff-sync-state-{}", sync.state.code())))
+                }
+            }
+            @if configured {
+                dl.summary {
+                    dt { (tr.t("staff-sync-last")) }
+                    dd #sync-last {
+                        @match sync.last_success {
+                            Some(at) => time datetime=(at.to_rfc3339()) { (local_time(at, "%d.%m.%Y %H:%M:%S")) },
+                            None => (tr.t("staff-sync-never")),
+                        }
+                    }
+                    dt { (tr.t("staff-sync-waiting")) }
+                    dd #sync-waiting { (sync.waiting) }
+                    @if sync.set_aside > 0 {
+                        dt { (tr.t("staff-sync-set-aside")) }
+                        dd { (sync.set_aside) }
+                    }
+                    @if let Some(round) = &sync.last_round {
+                        dt { (tr.t("staff-sync-received")) }
+                        dd #sync-received { (round.requests_received) }
+                        @if !round.refused.is_empty() {
+                            dt { (tr.t("staff-sync-refused")) }
+                            dd #sync-refused {
+                                ul.plain {
+                                    @for refusal in &round.refused {
+                                        li { (crate::workflow::short_reference(refusal.request)) ": " code { (refusal.code) } }
+                                    }
+                                }
+                            }
+                        }
+                        @if !round.files.is_empty() {
+                            dt { (tr.t("staff-sync-files")) }
+                            dd #sync-files {
+                                @for (index, file) in round.files.iter().enumerate() {
+                                    @if index > 0 { ", " }
+                                    (tr.t(&format!("staff-sync-file-{}", file_key(&file.name)))) " (" (file.version) ")"
+                                }
+                            }
+                        }
+                    }
+                    @if let Some(count) = sync.revoked_devices {
+                        dt { (tr.t("staff-sync-revoked-devices")) }
+                        dd { (count) }
+                    }
+                    @if let Some(count) = sync.synced_staff {
+                        dt { (tr.t("staff-sync-staff")) }
+                        dd { (count) }
+                    }
+                }
+                @if let Some(problem) = &sync.last_error {
+                    p #sync-problem .message.problem role="status" {
+                        (tr.t("staff-sync-problem")) " (" (local_time(problem.at, "%H:%M:%S")) "): "
+                        code { (problem.code) } " — " (problem.message)
+                    }
+                }
+                @if sync.state != LinkState::Revoked {
+                    form.inline method="post" action="/staff/sync" {
+                        button.button type="submit" accesskey="s" { (tr.t("staff-sync-now")) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The translation key part of a synced file's name; unknown names share one key.
+fn file_key(name: &str) -> &'static str {
+    match name {
+        crate::sync::CRL_FILE => "crl",
+        crate::sync::STAFF_FILE => "staff",
+        _ => "other",
+    }
 }
 
 fn station_name(state: &AppState, station: &str) -> String {

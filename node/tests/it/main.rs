@@ -5,6 +5,7 @@
 mod api;
 mod kiosk;
 mod staff;
+mod sync;
 
 use std::path::Path;
 

@@ -1,0 +1,599 @@
+//! Syncing on the node's side without a hub: the enrolment and its refusals at start, the actor
+//! bound to the device key, the status panel and "sync now", batching against the real store
+//! with the hub's half played by `busloket_sync::protocol`, the backoff and the retention
+//! cut-off, and HTTPS on the bus Wi-Fi with a client that trusts only the city's CA.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use axum::http::StatusCode;
+use busloket_node::app;
+use busloket_node::config::{Config, Retention};
+use busloket_node::events::NodeEvent;
+use busloket_node::state::AppState;
+use busloket_node::sync::schedule::{BACKOFF_FIRST, BACKOFF_MAX, purge_cutoff_in};
+use busloket_node::sync::{Backoff, LinkState, next_batch, prepare_upload, settle};
+use busloket_provisioning::enroll::{DEFAULT_DAYS, RequestFiles};
+use busloket_provisioning::{enroll_device, init_ca, request_device};
+use busloket_sync::protocol::{
+    self, ANSWER_DOMAIN, Answer, AnswerDoc, decode_answer, encode_answer, open_upload,
+};
+use chrono::{FixedOffset, TimeZone, Utc};
+use serde_json::json;
+
+use crate::{call, demo_state, sign_in};
+
+const EXAMPLE: &str = include_str!("../../../deploy/node.example.toml");
+const DEVICE: &str = "bus-demo-1";
+
+/// A city CA, this bus's keys and its bundle under `dir` (`ca/`, `device-keys/`, `bundle/`).
+pub struct City {
+    pub ca: PathBuf,
+    pub keys: PathBuf,
+    pub bundle: PathBuf,
+}
+
+pub fn enrol(dir: &Path, device: &str, hub_url: &str, days: u32, now: SystemTime) -> City {
+    let city = City {
+        ca: dir.join("ca"),
+        keys: dir.join("device-keys"),
+        bundle: dir.join("bundle"),
+    };
+    let hosts = |hosts: &[&str]| hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>();
+    init_ca(
+        &city.ca,
+        "City of Testville",
+        &hosts(&["127.0.0.1", "localhost"]),
+        now,
+    )
+    .unwrap();
+    request_device(&city.keys, device, &hosts(&["localhost", "127.0.0.1"])).unwrap();
+    enroll_device(
+        &city.ca,
+        &RequestFiles::from_paths(std::slice::from_ref(&city.keys)).unwrap(),
+        hub_url,
+        &city.bundle,
+        days,
+        now,
+    )
+    .unwrap();
+    city
+}
+
+/// The example configuration with a `[sync]` section (`extra` lines added to it), written to
+/// `dir/node.toml` with the at-rest key made.
+pub fn synced_config(dir: &Path, city: &City, extra: &str) -> Config {
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    let key = dir.join("keys/at-rest.key");
+    if !key.exists() {
+        busloket_sync::at_rest::AtRestKey::generate_file(&key).unwrap();
+    }
+    let text = format!(
+        "{EXAMPLE}\n[sync]\nbundle_dir = \"{}\"\nkey_dir = \"{}\"\n{extra}\n",
+        city.bundle.display(),
+        city.keys.display()
+    );
+    Config::parse(&dir.join("node.toml"), &text).unwrap()
+}
+
+/// An enrolled node's state whose hub is at `hub_url`.
+pub fn enrolled_state(dir: &Path, hub_url: &str) -> (AppState, City) {
+    let city = enrol(dir, DEVICE, hub_url, DEFAULT_DAYS, SystemTime::now());
+    let state = AppState::from_config(synced_config(dir, &city, "")).unwrap();
+    (state, city)
+}
+
+fn start_error(config: Config) -> String {
+    format!("{:#}", AppState::from_config(config).unwrap_err())
+}
+
+#[test]
+fn the_sync_section_is_checked() {
+    let path = Path::new("/etc/busloket/node.toml");
+    let with = |lines: &str| Config::parse(path, &format!("{EXAMPLE}\n[sync]\n{lines}\n"));
+    let config = with("bundle_dir = \"bundle\"\nkey_dir = \"/keys\"").unwrap();
+    let sync = config.sync.unwrap();
+    assert_eq!(sync.bundle_dir, Path::new("/etc/busloket/bundle"));
+    assert_eq!(sync.key_dir, Path::new("/keys"));
+    assert_eq!(sync.interval, Duration::from_secs(60));
+    assert_eq!(sync.retention, Retention::EndOfDay);
+    assert!(sync.wifi_tls);
+    let config = with("bundle_dir = \"b\"\nkey_dir = \"k\"\nretention = \"48h\"\ninterval_seconds = 30\nwifi_tls = false").unwrap();
+    let sync = config.sync.unwrap();
+    assert_eq!(sync.retention, Retention::Hours(48));
+    assert_eq!(sync.interval, Duration::from_secs(30));
+    assert!(!sync.wifi_tls);
+    for (lines, expected) in [
+        (
+            "bundle_dir = \"b\"\nkey_dir = \"k\"\nretention = \"tomorrow\"",
+            "sync.retention",
+        ),
+        (
+            "bundle_dir = \"b\"\nkey_dir = \"k\"\nretention = \"0h\"",
+            "sync.retention",
+        ),
+        (
+            "bundle_dir = \"b\"\nkey_dir = \"k\"\ninterval_seconds = 1",
+            "sync.interval_seconds",
+        ),
+        ("bundle_dir = \"b\"", "key_dir"),
+        ("bundle_dir = \"b\"\nkey_dir = \"k\"\ncrl = \"x\"", "crl"),
+    ] {
+        let error = with(lines).unwrap_err().to_string();
+        assert!(error.starts_with("/etc/busloket/node.toml: "), "{error}");
+        assert!(error.contains(expected), "{lines}: {error}");
+    }
+    assert!(Config::parse(path, EXAMPLE).unwrap().sync.is_none());
+}
+
+#[test]
+fn a_bad_expired_or_foreign_bundle_stops_the_start_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemTime::now();
+
+    // Another device's bundle.
+    let other = enrol(
+        &dir.path().join("other"),
+        "bus-7",
+        "https://127.0.0.1:1",
+        30,
+        now,
+    );
+    let error = start_error(synced_config(dir.path(), &other, ""));
+    assert!(error.contains("bus-7") && error.contains(DEVICE), "{error}");
+    assert!(error.contains("bundle.toml"), "{error}");
+
+    // A bundle that expired yesterday: issued for a day, two days ago.
+    let old = enrol(
+        &dir.path().join("old"),
+        DEVICE,
+        "https://127.0.0.1:1",
+        1,
+        now - Duration::from_secs(2 * 24 * 3600),
+    );
+    let error = start_error(synced_config(dir.path(), &old, ""));
+    assert!(error.contains("expired"), "{error}");
+    assert!(error.contains("device.pem"), "{error}");
+
+    // A certificate altered by a byte.
+    let city = enrol(
+        &dir.path().join("city"),
+        DEVICE,
+        "https://127.0.0.1:1",
+        30,
+        now,
+    );
+    let wifi = city.bundle.join("wifi.pem");
+    let text = std::fs::read_to_string(&wifi).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let middle = lines.len() / 2;
+    let flipped: String = lines[middle]
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == 10 {
+                if c == 'A' { 'B' } else { 'A' }
+            } else {
+                c
+            }
+        })
+        .collect();
+    lines[middle] = flipped;
+    std::fs::write(&wifi, lines.join("\n") + "\n").unwrap();
+    let error = start_error(synced_config(dir.path(), &city, ""));
+    assert!(error.contains("wifi.pem"), "{error}");
+
+    // No bundle at all.
+    let missing = City {
+        ca: dir.path().join("none"),
+        keys: dir.path().join("none"),
+        bundle: dir.path().join("none"),
+    };
+    let error = start_error(synced_config(dir.path(), &missing, ""));
+    assert!(error.contains("none/bundle.toml"), "{error}");
+}
+
+#[test]
+fn the_actor_is_bound_to_the_device_key_and_replaces_a_random_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Before enrolment: a random actor, kept across starts.
+    let random = busloket_node::workflow::load_or_create_actor(&data, None).unwrap();
+    assert_eq!(
+        busloket_node::workflow::load_or_create_actor(&data, None).unwrap(),
+        random
+    );
+    let key = [7u8; 32];
+    let bound = busloket_node::workflow::load_or_create_actor(&data, Some(&key)).unwrap();
+    assert_ne!(bound, random);
+    assert!(protocol::actor_is_bound(&bound, &key));
+    // The replica's half is kept: the same actor at the next start.
+    assert_eq!(
+        busloket_node::workflow::load_or_create_actor(&data, Some(&key)).unwrap(),
+        bound
+    );
+    // A new key (re-enrolled): a new bound actor.
+    let rebound = busloket_node::workflow::load_or_create_actor(&data, Some(&[8u8; 32])).unwrap();
+    assert!(protocol::actor_is_bound(&rebound, &[8u8; 32]));
+
+    // The node's state takes the bound actor from its enrolment.
+    let (state, _) = enrolled_state(&dir.path().join("node"), "https://127.0.0.1:1");
+    let enrolled = state.enrolled.as_ref().unwrap();
+    assert!(protocol::actor_is_bound(
+        &state.actor,
+        &enrolled.enrolment.device_public_key()
+    ));
+}
+
+#[tokio::test]
+async fn the_console_shows_the_sync_panel_and_sync_now_wakes_the_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, _) = enrolled_state(dir.path(), "https://127.0.0.1:1");
+    let app = app(state.clone());
+    let cookie = staff_cookie(&app).await;
+
+    let page = get_page(&app, "/staff", &cookie).await;
+    assert!(page.contains("id=\"sync\""), "{page}");
+    assert!(page.contains("Synchronisatie met de stad"), "{page}");
+    assert!(page.contains("Nog niet gesynchroniseerd"), "{page}");
+    assert!(page.contains("action=\"/staff/sync\""), "{page}");
+    assert!(
+        page.contains("aria-hidden=\"true\""),
+        "the icon is decoration, the words say it"
+    );
+
+    let posted = form_with_cookie(&app, "/staff/sync", &cookie).await;
+    assert_eq!(posted, StatusCode::SEE_OTHER);
+    tokio::time::timeout(Duration::from_secs(1), state.sync.sync_requested())
+        .await
+        .expect("the loop is woken");
+
+    let token = sign_in(&app).await;
+    let status = call(&app, "GET", "/api/v1/sync", Some(&token), None).await;
+    assert_eq!(status.status, StatusCode::OK, "{}", status.text);
+    assert_eq!(status.body["state"], "never");
+    assert_eq!(status.body["waiting"], 0);
+    assert_eq!(status.body["hub_url"], "https://127.0.0.1:1");
+    let unauthenticated = call(&app, "GET", "/api/v1/sync", None, None).await;
+    assert_eq!(unauthenticated.status, StatusCode::UNAUTHORIZED);
+    let forced = call(&app, "POST", "/api/v1/sync", Some(&token), None).await;
+    assert_eq!(forced.status, StatusCode::ACCEPTED);
+
+    // A request written here waits to go.
+    let created = call(
+        &app,
+        "POST",
+        "/api/v1/requests",
+        Some(&token),
+        Some(&request_body("78.03.12-037.01")),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let status = call(&app, "GET", "/api/v1/sync", Some(&token), None).await;
+    assert_eq!(status.body["waiting"], 1);
+    let page = get_page(&app, "/staff", &cookie).await;
+    assert!(page.contains("id=\"sync-waiting\">1<"), "{page}");
+}
+
+#[tokio::test]
+async fn an_unsynced_node_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = demo_state(dir.path());
+    assert!(state.enrolled.is_none());
+    let app = app(state);
+    let cookie = staff_cookie(&app).await;
+    let page = get_page(&app, "/staff", &cookie).await;
+    assert!(page.contains("Dit toestel synchroniseert niet"), "{page}");
+    assert!(!page.contains("action=\"/staff/sync\""));
+    let token = sign_in(&app).await;
+    let status = call(&app, "GET", "/api/v1/sync", Some(&token), None).await;
+    assert_eq!(status.body["state"], "not-configured");
+    let forced = call(&app, "POST", "/api/v1/sync", Some(&token), None).await;
+    assert_eq!(forced.status, StatusCode::CONFLICT);
+    assert_eq!(forced.body["error"]["code"], "not-synced");
+}
+
+#[tokio::test]
+async fn many_requests_go_in_several_batches_within_the_limit_and_leave_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, _) = enrolled_state(dir.path(), "https://127.0.0.1:1");
+    let app = app(state.clone());
+    let token = sign_in(&app).await;
+    for _ in 0..24 {
+        let created = call(
+            &app,
+            "POST",
+            "/api/v1/requests",
+            Some(&token),
+            Some(&request_body("78.03.12-037.01")),
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    }
+    let store = state.store.clone();
+    assert_eq!(store.outbox_len(), 24);
+    let enrolled = state.enrolled.clone().unwrap();
+    let key = enrolled.enrolment.bundle.device_signing_key().clone();
+    let device = state.config.device_id.clone();
+
+    // A batch limit of a few requests' weight (the service uses protocol::BATCH_BYTES).
+    let first = next_batch(&store, usize::MAX).unwrap();
+    let one = first.docs[0].size();
+    let limit = one * 5 + one / 2;
+
+    let mut uploads = 0;
+    let mut answer_seq = 0;
+    let mut counters = Vec::new();
+    while store.outbox_len() > 0 {
+        uploads += 1;
+        assert!(uploads <= 10, "the outbox does not empty");
+        let batch = next_batch(&store, limit).unwrap().docs;
+        let weight: usize = batch.iter().map(|doc| doc.size()).sum();
+        assert!(weight <= limit, "{weight} bytes of payload over {limit}");
+        let prepared = prepare_upload(&store, &key, &device, Utc::now(), limit).unwrap();
+        assert_eq!(
+            prepared.sent,
+            batch.iter().map(|doc| doc.id).collect::<Vec<_>>()
+        );
+        counters.push(prepared.counter);
+        // The hub's half: open and check the upload, acknowledge every request's heads.
+        let opened =
+            open_upload(&prepared.body, &device, &key.verifying_key()).expect("a valid upload");
+        assert!(
+            opened.docs.len() <= 5,
+            "{} requests in one upload",
+            opened.docs.len()
+        );
+        answer_seq += 1;
+        let answer = Answer {
+            domain: ANSWER_DOMAIN.into(),
+            device: device.to_string(),
+            counter: prepared.counter,
+            answer_seq,
+            docs: opened
+                .docs
+                .iter()
+                .map(|doc| AnswerDoc {
+                    id: *doc.id.as_bytes(),
+                    heads: protocol::to_wire(&doc.heads),
+                    payload: None,
+                })
+                .collect(),
+            refused: Vec::new(),
+            files: Vec::new(),
+            more: false,
+        };
+        let answer = decode_answer(&encode_answer(&answer), &device, prepared.counter).unwrap();
+        let settled = settle(&store, &prepared, answer).unwrap();
+        assert_eq!(settled.acknowledged, prepared.sent.len());
+    }
+    assert_eq!(uploads, 5, "24 requests by 5");
+    assert!(counters.windows(2).all(|pair| pair[1] > pair[0]));
+    let sync_state = store.sync_state().unwrap();
+    assert_eq!(sync_state.answer_applied, answer_seq);
+    // With the service's limit, the whole day goes at once.
+    let rest = next_batch(&store, protocol::BATCH_BYTES).unwrap();
+    assert!(rest.docs.is_empty() && rest.left_for_later == 0);
+}
+
+#[test]
+fn the_backoff_grows_with_jitter_to_five_minutes_and_starts_over_after_a_success() {
+    let mut backoff = Backoff::default();
+    let mut ceilings = Vec::new();
+    for draw in [1.0, 0.5, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0] {
+        let ceiling = backoff.ceiling();
+        ceilings.push(ceiling.as_secs());
+        let pause = backoff.failed(draw);
+        assert!(
+            pause <= ceiling.max(Duration::from_millis(250)),
+            "{pause:?} over {ceiling:?}"
+        );
+        if draw == 1.0 {
+            assert_eq!(pause, ceiling);
+        }
+    }
+    assert_eq!(ceilings, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+    // Full jitter: the same ceiling, different draws, different pauses.
+    let mut a = backoff.clone();
+    let mut b = backoff.clone();
+    assert_ne!(a.failed(0.2), b.failed(0.9));
+    // Never a tight loop, even with a draw of 0.
+    assert!(Backoff::default().failed(0.0) >= Duration::from_millis(250));
+    backoff.succeeded();
+    assert_eq!(backoff.failures(), 0);
+    assert_eq!(backoff.ceiling(), BACKOFF_FIRST);
+    assert_eq!(BACKOFF_MAX, Duration::from_secs(300));
+}
+
+#[test]
+fn retention_purges_before_the_start_of_the_local_day_or_n_hours_back() {
+    let brussels_summer = FixedOffset::east_opt(2 * 3600).unwrap();
+    // 00:30 in Brussels on 2 June is 22:30 UTC on 1 June: the local day started at 22:00 UTC.
+    let now = Utc.with_ymd_and_hms(2026, 6, 1, 22, 30, 0).unwrap();
+    assert_eq!(
+        purge_cutoff_in(Retention::EndOfDay, now, &brussels_summer),
+        Utc.with_ymd_and_hms(2026, 6, 1, 22, 0, 0).unwrap()
+    );
+    assert_eq!(
+        purge_cutoff_in(Retention::Hours(48), now, &brussels_summer),
+        Utc.with_ymd_and_hms(2026, 5, 30, 22, 30, 0).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn the_wifi_listener_serves_https_to_a_client_that_trusts_the_city_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    // The hub is nowhere: the sync loop goes offline, the pages do not care.
+    let (state, city) = enrolled_state(dir.path(), "https://127.0.0.1:1");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(busloket_node::run(listener, state.clone(), async move {
+        let _ = stopped.await;
+    }));
+
+    let ca = std::fs::read(city.ca.join("ca.pem")).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let health = client
+        .get(format!("https://localhost:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(
+        health.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    assert_eq!(health.text().await.unwrap(), "ok");
+
+    // A client that does not trust the city's CA gets no page.
+    let stranger = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    assert!(
+        stranger
+            .get(format!("https://localhost:{port}/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
+    // Plain HTTP on the TLS port is not served.
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+
+    // The staff console's event stream streams over TLS.
+    let signed_in = client
+        .post(format!("https://localhost:{port}/api/v1/session"))
+        .json(&json!({"username": "demo", "password": "bus-demo-2026"}))
+        .send()
+        .await
+        .unwrap();
+    let token = signed_in.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut events = client
+        .get(format!("https://localhost:{port}/staff/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    let sender = state.events.clone();
+    let poke = tokio::spawn(async move {
+        for _ in 0..50 {
+            sender.send(NodeEvent::Help);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let chunk = tokio::time::timeout(Duration::from_secs(5), events.chunk())
+        .await
+        .expect("an event within 5 s")
+        .unwrap()
+        .expect("a chunk");
+    assert!(String::from_utf8_lossy(&chunk).contains("changed"));
+    poke.abort();
+
+    // The loop tried the hub and says it is offline.
+    let status = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let status = state.sync.status();
+            if status.state == LinkState::Offline {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the loop reports the hub unreachable");
+    assert_eq!(status.last_error.unwrap().code, "unreachable");
+
+    drop(events);
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(15), server)
+        .await
+        .expect("the server stops")
+        .unwrap()
+        .unwrap();
+}
+
+fn request_body(number: &str) -> String {
+    json!({
+        "document": "birth-extract",
+        "requester": { "national_number": number, "name": "Tom Pieter Janssens" },
+        "relation": "self",
+        "authentication": "card-read",
+        "channel": "bus-counter",
+        "language": "nl",
+        "delivery": { "method": "print-here" },
+        "station": "desk"
+    })
+    .to_string()
+}
+
+async fn staff_cookie(app: &axum::Router) -> String {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use tower::ServiceExt;
+    let response = app
+        .clone()
+        .oneshot(
+            Request::post("/staff/login")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from("username=demo&password=bus-demo-2026"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    response.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn get_page(app: &axum::Router, uri: &str, cookie: &str) -> String {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let response = app
+        .clone()
+        .oneshot(
+            Request::get(uri)
+                .header(header::COOKIE, cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+async fn form_with_cookie(app: &axum::Router, uri: &str, cookie: &str) -> StatusCode {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use tower::ServiceExt;
+    app.clone()
+        .oneshot(
+            Request::post(uri)
+                .header(header::COOKIE, cookie)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .status()
+}
