@@ -1,0 +1,178 @@
+//! Building the answer to an upload: every request of the upload, every `need_whole` request,
+//! and as many dirty requests as fit in [`ANSWER_BATCH_BYTES`] of payload (`more` when some are
+//! left). Each carries the hub's heads and what the bus lacks of them: the changes that are not
+//! ancestors of the heads the hub knows the bus has (`confirmed`), the whole document when it
+//! knows of none, nothing when the bus has everything.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use automerge::ChangeHash;
+use busloket_sync::protocol::{
+    ANSWER_BATCH_BYTES, ANSWER_DOMAIN, Answer, AnswerDoc, DocRefusal, Payload, VerifiedUpload,
+    from_wire,
+};
+use busloket_sync::record::RequestRecord;
+use busloket_sync::terms::{DeviceId, RequestId};
+
+use super::{Hub, heads_of};
+use crate::storage::{Heads, HubStorage, PendingAnswer, PendingDoc, StorageError};
+
+/// What the answer is built from.
+pub(super) struct AnswerPlan<'a> {
+    pub device: &'a DeviceId,
+    pub upload: &'a VerifiedUpload,
+    /// The upload's requests the hub took, as they are now at the hub.
+    pub applied: Vec<(RequestId, RequestRecord)>,
+    /// `confirmed` as this upload leaves it (the rest is in the store).
+    pub confirmed: &'a BTreeMap<RequestId, Heads>,
+    /// Dirty marks this upload clears: the bus confirmed it has those.
+    pub clearing: &'a [(RequestId, u64)],
+}
+
+pub(super) struct BuiltAnswer {
+    pub answer: Answer,
+    pub pending: PendingAnswer,
+}
+
+struct Parts {
+    docs: Vec<AnswerDoc>,
+    pending: Vec<PendingDoc>,
+    payload_bytes: usize,
+    ids: HashSet<RequestId>,
+}
+
+impl Parts {
+    fn add(
+        &mut self,
+        id: RequestId,
+        record: &mut RequestRecord,
+        payload: Option<Payload>,
+        mark: Option<u64>,
+    ) {
+        let heads = heads_of(&record.heads());
+        self.payload_bytes += payload.as_ref().map_or(0, Payload::len);
+        self.pending.push(PendingDoc {
+            id: *id.as_bytes(),
+            heads: heads.clone(),
+            dirty_mark: mark,
+        });
+        self.docs.push(AnswerDoc {
+            id: *id.as_bytes(),
+            heads,
+            payload,
+        });
+        self.ids.insert(id);
+    }
+}
+
+/// What the bus lacks of `record` when it has `confirmed`.
+pub(super) fn payload_for(record: &mut RequestRecord, confirmed: &[ChangeHash]) -> Option<Payload> {
+    let known: Vec<ChangeHash> = confirmed
+        .iter()
+        .copied()
+        .filter(|hash| record.has_change(hash))
+        .collect();
+    if known.is_empty() {
+        return Some(Payload::Document(record.save()));
+    }
+    let changes = record.changes_since(&known);
+    (!changes.is_empty()).then(|| {
+        Payload::Changes(
+            changes
+                .iter()
+                .map(|change| change.raw_bytes().to_vec())
+                .collect(),
+        )
+    })
+}
+
+impl<S: HubStorage + ?Sized> Hub<S> {
+    pub(super) fn build_answer(
+        &self,
+        plan: AnswerPlan<'_>,
+        refused: Vec<DocRefusal>,
+        answer_seq: u64,
+    ) -> Result<BuiltAnswer, StorageError> {
+        let dirty = self.storage.dirty(plan.device)?;
+        let marks: HashMap<RequestId, u64> = dirty.iter().copied().collect();
+        let mut parts = Parts {
+            docs: Vec::new(),
+            pending: Vec::new(),
+            payload_bytes: 0,
+            ids: HashSet::new(),
+        };
+        let confirmed_of = |id: &RequestId| -> Result<Vec<ChangeHash>, StorageError> {
+            Ok(from_wire(&match plan.confirmed.get(id) {
+                Some(heads) => heads.clone(),
+                None => self.storage.confirmed(plan.device, id)?,
+            }))
+        };
+
+        for (id, mut record) in plan.applied {
+            let payload = payload_for(&mut record, &confirmed_of(&id)?);
+            parts.add(id, &mut record, payload, marks.get(&id).copied());
+        }
+        for id in &plan.upload.need_whole {
+            if parts.ids.contains(id) {
+                continue;
+            }
+            if let Some(mut record) = self.load_for_answer(id)? {
+                let payload = Some(Payload::Document(record.save()));
+                parts.add(*id, &mut record, payload, marks.get(id).copied());
+            }
+        }
+        let mut more = false;
+        let mut dirty_added = false;
+        for (id, mark) in dirty {
+            if parts.ids.contains(&id) || plan.clearing.contains(&(id, mark)) {
+                continue;
+            }
+            let Some(mut record) = self.load_for_answer(&id)? else {
+                continue;
+            };
+            let payload = payload_for(&mut record, &confirmed_of(&id)?);
+            let size = payload.as_ref().map_or(0, Payload::len);
+            // A request is never split; one that alone exceeds the cap still goes, alone.
+            if parts.payload_bytes + size > ANSWER_BATCH_BYTES
+                && (dirty_added || parts.payload_bytes > 0)
+            {
+                more = true;
+                break;
+            }
+            parts.add(id, &mut record, payload, Some(mark));
+            dirty_added = true;
+        }
+
+        let answer = Answer {
+            domain: ANSWER_DOMAIN.to_owned(),
+            device: plan.device.to_string(),
+            counter: plan.upload.manifest.counter,
+            answer_seq,
+            docs: parts.docs,
+            refused,
+            files: self.files_for(&plan.upload.manifest.files),
+            more,
+        };
+        Ok(BuiltAnswer {
+            answer,
+            pending: PendingAnswer {
+                answer_seq,
+                docs: parts.pending,
+            },
+        })
+    }
+
+    fn load_for_answer(&self, id: &RequestId) -> Result<Option<RequestRecord>, StorageError> {
+        let Some(stored) = self.storage.load_request(id)? else {
+            return Ok(None);
+        };
+        RequestRecord::load(&stored.bytes)
+            .map(Some)
+            .map_err(|error| {
+                tracing::error!(request = %id, "a stored request does not load: {error}");
+                StorageError::Corrupt {
+                    what: "request document",
+                }
+            })
+    }
+}

@@ -1,0 +1,399 @@
+//! The real server over TLS with a city CA: every way to tamper refused with its code, logged and
+//! quarantined where PROTOCOL.md says, nothing stored before affected; a certificate of another
+//! CA stopped at the handshake; revocation after a CRL reload; health; the device page behind
+//! central IT's sign-in; a decision of the city reaching the bus through the API.
+
+use busloket_provisioning::revoke_device;
+use busloket_sync::protocol::{OutgoingDoc, Upload, build_upload};
+use busloket_sync::record::RequestRecord;
+use busloket_sync::terms::RequestId;
+
+use crate::support::{
+    CENTRAL_IT_PASSWORD, City, RunningHub, bus_of, city, client, code_of, enrol, now, post_upload,
+};
+
+fn unpack(body: &[u8]) -> Upload {
+    postcard::from_bytes(&zstd::decode_all(body).unwrap()).unwrap()
+}
+
+fn pack(upload: &Upload) -> Vec<u8> {
+    zstd::encode_all(&postcard::to_stdvec(upload).unwrap()[..], 3).unwrap()
+}
+
+fn stored(hub: &RunningHub, id: RequestId) -> Option<RequestRecord> {
+    hub.state.hub.request(id).unwrap()
+}
+
+fn quarantine_codes(hub: &RunningHub, device: &str) -> Vec<String> {
+    hub.state
+        .hub
+        .storage()
+        .quarantine_entries(&device.parse().unwrap())
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.code)
+        .collect()
+}
+
+fn ca(city: &City) -> rustls_pki_types::CertificateDer<'static> {
+    city.bundles["bus-1"].ca_certificate().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tampering_is_refused_with_its_code_and_nothing_stored_changes() {
+    let city = city(&["bus-1", "bus-2"]);
+    let hub = RunningHub::start(&city.config).await;
+    let one = client(&ca(&city), Some(&city.bundles["bus-1"]));
+    let mut bus = bus_of(&city.bundles["bus-1"], 1);
+    let mut bus2 = bus_of(&city.bundles["bus-2"], 2);
+
+    let kept = bus.create(1, 1);
+    let (status, answer) = post_upload(&one, &hub.url, bus.upload()).await.unwrap();
+    assert_eq!(status, 200);
+    bus.apply(&answer);
+    let before = stored(&hub, kept).unwrap().save();
+
+    // A flipped byte in a change.
+    bus.create(1, 2);
+    let mut upload = unpack(&bus.upload());
+    match &mut upload.payloads[0] {
+        busloket_sync::protocol::Payload::Document(bytes) => {
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x40;
+        }
+        busloket_sync::protocol::Payload::Changes(chunks) => chunks[0][20] ^= 0x40,
+    }
+    let (status, body) = post_upload(&one, &hub.url, pack(&upload)).await.unwrap();
+    assert_eq!(status, 400);
+    let flipped = code_of(&body);
+    assert!(
+        ["bad-payload", "hash-mismatch"].contains(&flipped.as_str()),
+        "{flipped}"
+    );
+
+    // The manifest signed by another enrolled device's key.
+    bus.counter += 1;
+    let ids = bus.outbox();
+    let docs = ids
+        .iter()
+        .map(|id| OutgoingDoc::from_record(*id, bus.records.get_mut(id).unwrap(), &[]))
+        .collect();
+    let forged = build_upload(&bus2.key, &bus.header(), docs);
+    let (status, body) = post_upload(&one, &hub.url, forged).await.unwrap();
+    assert_eq!((status, code_of(&body).as_str()), (403, "bad-signature"));
+
+    // A change made by another device's actor.
+    let theirs = bus2.create(2, 7);
+    let record = bus2.records.remove(&theirs).unwrap();
+    bus.records.insert(theirs, record);
+    let (status, body) = post_upload(&one, &hub.url, bus.upload_of(&[theirs]))
+        .await
+        .unwrap();
+    assert_eq!((status, code_of(&body).as_str()), (403, "foreign-actor"));
+    bus.records.remove(&theirs);
+
+    // An old manifest replayed.
+    let old = bus.upload();
+    let (status, _) = post_upload(&one, &hub.url, bus.upload()).await.unwrap();
+    assert_eq!(status, 200);
+    let (status, body) = post_upload(&one, &hub.url, old).await.unwrap();
+    assert_eq!((status, code_of(&body).as_str()), (409, "replayed"));
+
+    // Quarantined where PROTOCOL.md says (steps 4, 6, 7), not the replay (5).
+    assert_eq!(
+        quarantine_codes(&hub, "bus-1"),
+        vec![
+            flipped,
+            "bad-signature".to_owned(),
+            "foreign-actor".to_owned()
+        ]
+    );
+    assert!(stored(&hub, theirs).is_none());
+    assert_eq!(
+        stored(&hub, kept).unwrap().save(),
+        before,
+        "stored before: unchanged"
+    );
+
+    // No certificate: the device page is reachable, sync is not.
+    let anonymous = client(&ca(&city), None);
+    let response = anonymous
+        .post(format!("{}/sync/v1/upload", hub.url))
+        .header("content-type", busloket_sync::protocol::MEDIA_TYPE)
+        .body(bus.upload())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    // Too large, and the wrong media type.
+    let (status, body) = post_upload(&one, &hub.url, vec![0; (4 << 20) + 1])
+        .await
+        .unwrap();
+    assert_eq!((status, code_of(&body).as_str()), (413, "too-large"));
+    let response = one
+        .post(format!("{}/sync/v1/upload", hub.url))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_of_another_ca_fails_the_handshake() {
+    let city = city(&["bus-1"]);
+    let stranger_dir = tempfile::tempdir().unwrap();
+    let stranger_ca = stranger_dir.path().join("ca");
+    busloket_provisioning::init_ca(
+        &stranger_ca,
+        "City of Elsewhere",
+        &["127.0.0.1".to_owned()],
+        now(),
+    )
+    .unwrap();
+    let stranger = enrol(&stranger_ca, stranger_dir.path(), "bus-1");
+    let hub = RunningHub::start(&city.config).await;
+    // It trusts our hub, but presents a certificate our CA did not issue.
+    let client = {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca(&city)).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(
+                vec![stranger.device_certificate().clone()],
+                rustls_pki_types::PrivateKeyDer::Pkcs8(stranger.device_key_der()),
+            )
+            .unwrap();
+        reqwest::Client::builder()
+            .use_preconfigured_tls(config)
+            .build()
+            .unwrap()
+    };
+    let mut bus = bus_of(&stranger, 9);
+    bus.create(9, 1);
+    assert!(post_upload(&client, &hub.url, bus.upload()).await.is_err());
+    assert!(quarantine_codes(&hub, "bus-1").is_empty());
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_is_refused_and_quarantined_and_the_crl_reaches_the_other_buses() {
+    let city = city(&["bus-1", "bus-2"]);
+    let hub = RunningHub::start(&city.config).await;
+    let one = client(&ca(&city), Some(&city.bundles["bus-1"]));
+    let two = client(&ca(&city), Some(&city.bundles["bus-2"]));
+    let mut bus1 = bus_of(&city.bundles["bus-1"], 1);
+    let mut bus2 = bus_of(&city.bundles["bus-2"], 2);
+    bus1.create(1, 1);
+    let (_, answer) = post_upload(&one, &hub.url, bus1.upload()).await.unwrap();
+    let answer = bus1.apply(&answer);
+    let files: Vec<(String, u64)> = answer
+        .files
+        .iter()
+        .map(|f| (f.name.clone(), f.version))
+        .collect();
+    assert_eq!(files, vec![("crl".to_owned(), 1), ("staff".to_owned(), 1)]);
+    let earlier = bus2.create(2, 1);
+    let (status, answer) = post_upload(&two, &hub.url, bus2.upload()).await.unwrap();
+    assert_eq!(status, 200);
+    bus2.apply(&answer);
+    let before = stored(&hub, earlier).unwrap().save();
+
+    revoke_device(&city.ca_dir, &"bus-2".parse().unwrap(), now()).unwrap();
+    let later = bus2.create(2, 2);
+    let (status, body) = post_upload(&two, &hub.url, bus2.upload()).await.unwrap();
+    assert_eq!((status, code_of(&body).as_str()), (403, "device-revoked"));
+    assert_eq!(quarantine_codes(&hub, "bus-2"), vec!["device-revoked"]);
+    assert!(stored(&hub, later).is_none(), "never merged");
+    assert_eq!(stored(&hub, earlier).unwrap().save(), before);
+
+    // bus-1's next answer carries the new list, and only that.
+    let (_, answer) = post_upload(&one, &hub.url, bus1.upload()).await.unwrap();
+    let answer = bus1.apply(&answer);
+    assert_eq!(answer.files.len(), 1);
+    assert_eq!(
+        (answer.files[0].name.as_str(), answer.files[0].version),
+        ("crl", 2)
+    );
+    let (_, answer) = post_upload(&one, &hub.url, bus1.upload()).await.unwrap();
+    assert!(bus1.apply(&answer).files.is_empty());
+    hub.stop().await;
+}
+
+/// The session cookie from a sign-in response.
+fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with("busloket_hub="))
+        .and_then(|value| value.split(';').next())
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_page_needs_central_it_and_lists_every_device() {
+    let city = city(&["bus-1", "bus-2"]);
+    let hub = RunningHub::start(&city.config).await;
+    let one = client(&ca(&city), Some(&city.bundles["bus-1"]));
+    let mut bus1 = bus_of(&city.bundles["bus-1"], 1);
+    for n in 0..3 {
+        bus1.create(1, n);
+    }
+    let (_, answer) = post_upload(&one, &hub.url, bus1.upload()).await.unwrap();
+    bus1.apply(&answer);
+    let browser = client(&ca(&city), None);
+
+    let health: serde_json::Value = browser
+        .get(format!("{}/health", hub.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["ok"], true);
+    assert_eq!(health["store"], "ok");
+
+    let response = browser
+        .get(format!("{}/devices", hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    assert!(
+        response.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/signin")
+    );
+
+    let sign_in = |username: &'static str, password: &'static str| {
+        browser
+            .post(format!("{}/signin", hub.url))
+            .form(&[
+                ("username", username),
+                ("password", password),
+                ("lang", "en"),
+            ])
+            .send()
+    };
+    let refused = sign_in("clerk", "bus-clerk-2026").await.unwrap();
+    assert_eq!(
+        refused.status().as_u16(),
+        401,
+        "a bus clerk is not central IT"
+    );
+    assert!(
+        sign_in("it", "wrong password")
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+            == 401
+    );
+    let response = sign_in("it", CENTRAL_IT_PASSWORD).await.unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    let cookie = session_cookie(&response).unwrap();
+
+    let page = browser
+        .get(format!("{}/devices", hub.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<html lang=\"nl\">"), "Dutch by default");
+    assert!(html.contains("<th scope=\"col\">Apparaat</th>"));
+    assert!(html.contains("<tr data-device=\"bus-1\">"));
+    assert!(html.contains("<tr data-device=\"bus-2\">"));
+    assert!(html.contains("<td>3</td>"), "bus-1 holds three requests");
+    assert!(html.contains("nooit"), "bus-2 never synced");
+    assert!(!html.contains("Marie"), "no citizen data");
+
+    let english = browser
+        .get(format!("{}/devices/bus-1/quarantine?lang=en", hub.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(english.contains("<html lang=\"en\">"));
+    assert!(english.contains("Nothing in quarantine."));
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_of_the_city_through_the_api_reaches_the_bus() {
+    let city = city(&["bus-1"]);
+    let hub = RunningHub::start(&city.config).await;
+    let one = client(&ca(&city), Some(&city.bundles["bus-1"]));
+    let mut bus = bus_of(&city.bundles["bus-1"], 1);
+    let id = bus.create(1, 1);
+    let (_, answer) = post_upload(&one, &hub.url, bus.upload()).await.unwrap();
+    bus.apply(&answer);
+
+    let browser = client(&ca(&city), None);
+    let url = format!("{}/api/v1/requests/{id}/events", hub.url);
+    let unauthorised = browser
+        .post(&url)
+        .json(&serde_json::json!({"kind": "approved"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorised.status().as_u16(), 401);
+    let response = browser
+        .post(format!("{}/signin", hub.url))
+        .form(&[("username", "it"), ("password", CENTRAL_IT_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = session_cookie(&response).unwrap();
+    let response = browser
+        .post(&url)
+        .header("cookie", &cookie)
+        .json(&serde_json::json!({"kind": "rejected", "reason": "the register says otherwise"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let again = browser
+        .post(&url)
+        .header("cookie", &cookie)
+        .json(&serde_json::json!({"kind": "approved"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status().as_u16(),
+        409,
+        "a rejected request cannot be approved"
+    );
+
+    let (_, answer) = post_upload(&one, &hub.url, bus.upload()).await.unwrap();
+    let answer = bus.apply(&answer);
+    assert_eq!(answer.docs.len(), 1);
+    let record = bus.records.get_mut(&id).unwrap();
+    assert_eq!(record.status().unwrap().code(), "rejected");
+    let last = record.events().unwrap().pop().unwrap();
+    assert_eq!(
+        (last.by.as_str(), last.device.as_str()),
+        ("staff:it", "hub")
+    );
+    hub.stop().await;
+}
