@@ -8,6 +8,8 @@
 //! - `pages`: the kiosk flow in Dutch and French and the staff console, in a browser, with
 //!   screenshots under `target/e2e/`.
 //! - `staff_eid`: clerks sign in with their own eID and PIN through pcscd; the desk card's photo.
+//! - `sync`: a bus and the hub in two namespaces over the emulated LTE link, mutual TLS: a day
+//!   offline, a link cut and a hub killed mid-round, a decision of the city reaching the bus.
 
 mod crash;
 mod eid;
@@ -16,3 +18,4 @@ mod kiosk_eid;
 mod lte;
 mod pages;
 mod staff_eid;
+mod sync;

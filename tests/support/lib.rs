@@ -6,6 +6,7 @@
 
 pub mod city;
 pub mod lte;
+pub mod sync;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;

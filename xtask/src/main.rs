@@ -87,6 +87,8 @@ fn build_binaries(root: &Path, release: bool) -> Result<()> {
         "busloket-node",
         "--package",
         "busloket-provisioning",
+        "--package",
+        "busloket-hub",
         "--bins",
     ]);
     if release {
