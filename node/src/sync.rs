@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use busloket_provisioning::load_crl;
 use busloket_sync::protocol::{ProtocolError, decode_answer};
+use busloket_sync::staff::{Role, parse_staff_file};
 use busloket_sync::store::Store;
 use chrono::Utc;
 use rand::Rng;
@@ -181,11 +182,19 @@ impl SyncControl {
     }
 }
 
-/// The accounts of a staff file with the bus-clerk role, as this node's staff accounts. The
-/// staff file's parser (`busloket_sync::staff::parse_staff_file`) is not in the tree yet: until
-/// it is, the hub's staff file is kept by the store but not used.
-fn bus_clerks_from(_text: &str) -> Result<Vec<StaffAccount>, String> {
-    Err("this node does not read staff files yet".into())
+/// The accounts of a staff file with the bus-clerk role, as this node's staff accounts.
+fn bus_clerks_from(text: &str) -> Result<Vec<StaffAccount>, String> {
+    let entries = parse_staff_file(text).map_err(|error| error.to_string())?;
+    Ok(entries
+        .into_iter()
+        .filter(|entry| entry.has_role(Role::BusClerk))
+        .map(|entry| StaffAccount {
+            username: entry.username,
+            display_name: entry.display_name,
+            password_hash: entry.password_hash,
+            eid: entry.eid,
+        })
+        .collect())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -597,3 +597,41 @@ async fn form_with_cookie(app: &axum::Router, uri: &str, cookie: &str) -> Status
         .unwrap()
         .status()
 }
+
+#[tokio::test]
+async fn the_hubs_bus_clerks_sign_in_and_the_configuration_wins_a_clash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, _) = enrolled_state(dir.path(), "https://127.0.0.1:1");
+    let hash = busloket_provisioning::hash_staff_password("from the hub 2026").unwrap();
+    let file = format!(
+        "[[staff]]\nusername = \"piet\"\ndisplay_name = \"Piet\"\npassword_hash = \"{hash}\"\nroles = [\"bus-clerk\"]\n\n\
+         [[staff]]\nusername = \"els\"\ndisplay_name = \"Els\"\npassword_hash = \"{hash}\"\nroles = [\"city-clerk\"]\n\n\
+         [[staff]]\nusername = \"demo\"\ndisplay_name = \"Not the demo\"\npassword_hash = \"{hash}\"\nroles = [\"bus-clerk\"]\n"
+    );
+    state.sync.take_staff_file(file.as_bytes());
+    assert_eq!(state.sync.status().synced_staff, Some(2));
+    let app = app(state.clone());
+    let session =
+        |user: &str, password: &str| json!({"username": user, "password": password}).to_string();
+    for (user, password, status) in [
+        ("piet", "from the hub 2026", StatusCode::OK),
+        // Not a bus clerk: the hub's city clerks do not sign in on a bus.
+        ("els", "from the hub 2026", StatusCode::UNAUTHORIZED),
+        // The configuration's demo account wins over the hub's of the same name.
+        ("demo", "from the hub 2026", StatusCode::UNAUTHORIZED),
+        ("demo", "bus-demo-2026", StatusCode::OK),
+    ] {
+        let answer = call(
+            &app,
+            "POST",
+            "/api/v1/session",
+            None,
+            Some(&session(user, password)),
+        )
+        .await;
+        assert_eq!(answer.status, status, "{user}: {}", answer.text);
+    }
+    // A file that does not parse changes nothing.
+    state.sync.take_staff_file(b"[[staff]]\nusername = 3\n");
+    assert_eq!(state.sync.status().synced_staff, Some(2));
+}
