@@ -3,9 +3,10 @@
 //! SIGHUP reloads the revocation list and the staff file.
 //!
 //! Usage: `busloket-hub --config /etc/busloket/hub.toml`. `RUST_LOG` sets the log filter
-//! (default `info`; citizen data is never logged at `info`). The first line on stderr after
-//! start is `busloket-hub listening on https://<address>` (scripts and tests wait for it, or
-//! poll `GET /health`).
+//! (default `info`; citizen data is never logged at `info`). Once it listens it writes the line
+//! `busloket-hub listening on https://<address>` to stderr (scripts and tests wait for it, or
+//! poll `GET /health`). A bad certificate, key or staff file stops it with exit status 1 and a
+//! message naming the file.
 
 use std::path::PathBuf;
 

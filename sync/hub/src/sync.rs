@@ -260,7 +260,7 @@ impl<S: HubStorage + ?Sized> Hub<S> {
             if let Some(refusal) = check_counter(&state, counter, &digest) {
                 return Err(self.refuse(device, Some(counter), refusal, None, now));
             }
-            match self.apply_upload(device, &upload, state, digest, body, now) {
+            match self.apply_upload(device, &upload, state, digest, now) {
                 Ok(Step::Answered(answer)) => return Ok(answer),
                 Ok(Step::Refused(refusal)) => {
                     return Err(self.refuse(device, Some(counter), refusal, Some(body), now));

@@ -36,7 +36,6 @@ impl<S: HubStorage + ?Sized> Hub<S> {
         upload: &VerifiedUpload,
         mut state: DeviceState,
         digest: [u8; 32],
-        _body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Step, StorageError> {
         let mut loaded = Vec::with_capacity(upload.docs.len());
