@@ -4,7 +4,8 @@
 //!   everything is there).
 //! - `test`: deps, format check, clippy, then the whole test suite with nextest (the tidy checks
 //!   are tests of this crate, see `tidy.rs`).
-//! - `demo`: a node with simulated devices and the embedded defaults; prints the URLs.
+//! - `demo`: the city's hub and a node synced with it, with simulated devices and the embedded
+//!   defaults; prints the URLs.
 //! - `bench`: the figures of DESIGN.md §6, printed and written to `target/bench/report.json`.
 
 mod bench;
@@ -43,7 +44,7 @@ fn print_help() {
         "cargo xtask <task>\n\n\
          deps    install the Debian packages the build and tests need (as root)\n\
          test    deps, cargo fmt --check, clippy -D warnings, the whole test suite\n\
-         demo    run a node with simulated devices and print its URLs\n\
+         demo    run the hub and a synced node with simulated devices, print the URLs\n\
          bench   measure the budgets of DESIGN.md §6, write target/bench/report.json"
     );
 }
