@@ -416,9 +416,11 @@ pub async fn run_loop(state: AppState, enrolled: Arc<Enrolled>) {
             }
         };
         if woken_by_write {
+            // Staff pressing "Sync now" during the pause ends it.
             tokio::select! {
                 () = state.shutdown.cancelled() => return,
                 () = tokio::time::sleep(DEBOUNCE) => {}
+                () = control.sync_now.notified() => {}
             }
         }
         control.update(|status| {

@@ -130,6 +130,8 @@ pub fn measure(args: &[String]) -> Result<()> {
     });
 
     // The eID read through the real pcscd with the virtual card (a binary of the tests crate).
+    // The sync figures: a day offline over the emulated LTE link, and 100 buses at once against
+    // one hub (real binaries, mutual TLS; also a binary of the tests crate).
     run(cargo(&root).args([
         "build",
         "--release",
@@ -137,20 +139,25 @@ pub fn measure(args: &[String]) -> Result<()> {
         "busloket-e2e",
         "--bin",
         "eid-bench",
+        "--bin",
+        "sync-bench",
+        "--bin",
+        "lte-delay",
     ]))?;
-    let output = Command::new(root.join("target/release/eid-bench"))
-        .output()
-        .context("cannot run eid-bench")?;
-    if !output.status.success() {
-        bail!(
-            "eid-bench failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        figures.push(
-            serde_json::from_str(line).with_context(|| format!("eid-bench printed {line:?}"))?,
-        );
+    for bench in ["eid-bench", "sync-bench"] {
+        let output = Command::new(root.join("target/release").join(bench))
+            .env("BUSLOKET_BIN_DIR", root.join("target/release"))
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("cannot run {bench}"))?;
+        if !output.status.success() {
+            bail!("{bench} failed ({})", output.status);
+        }
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            figures.push(
+                serde_json::from_str(line).with_context(|| format!("{bench} printed {line:?}"))?,
+            );
+        }
     }
 
     print_table(&figures);
