@@ -174,6 +174,35 @@ async fn upload(State(state): State<AppState>, request: Request) -> Response {
             ));
         }
     };
+    // Step 2 before the media type and the size: a revoked device is told so, and what it sent
+    // (up to the size limit, never more) is kept in quarantine.
+    let worker = state.clone();
+    let serial = device.serial.clone();
+    let revoked = tokio::task::spawn_blocking(move || {
+        worker.refresh();
+        worker.hub.is_revoked(&serial)
+    })
+    .await;
+    match revoked {
+        Ok(false) => {}
+        Ok(true) => {
+            let body = read_prefix(body, MAX_BODY_BYTES).await;
+            let now = chrono::Utc::now();
+            let worker = state.clone();
+            let refused =
+                tokio::task::spawn_blocking(move || worker.hub.refuse_revoked(&device, &body, now))
+                    .await
+                    .unwrap_or_else(|error| {
+                        tracing::error!("the upload's worker failed: {error}");
+                        Refusal::unavailable()
+                    });
+            return refusal_response(&refused);
+        }
+        Err(error) => {
+            tracing::error!("the upload's worker failed: {error}");
+            return refusal_response(&Refusal::unavailable());
+        }
+    }
     let media_type = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -236,6 +265,20 @@ async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, Refusal> {
         bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
+}
+
+/// Reads at most `limit` bytes of a body (what arrived of it, for the quarantine), and none of
+/// the rest.
+async fn read_prefix(body: Body, limit: usize) -> Vec<u8> {
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while bytes.len() < limit
+        && let Some(Ok(chunk)) = stream.next().await
+    {
+        let take = chunk.len().min(limit - bytes.len());
+        bytes.extend_from_slice(&chunk[..take]);
+    }
+    bytes
 }
 
 async fn health(State(state): State<AppState>) -> Response {

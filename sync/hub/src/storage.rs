@@ -163,6 +163,8 @@ pub trait HubStorage: Send + Sync + 'static {
     fn confirmed(&self, device: &DeviceId, id: &RequestId) -> Result<Heads, StorageError>;
     /// The device's dirty requests with their marks, oldest mark first.
     fn dirty(&self, device: &DeviceId) -> Result<Vec<(RequestId, u64)>, StorageError>;
+    /// Whether the device holds the request (uploaded it, or was answered it).
+    fn holds(&self, device: &DeviceId, id: &RequestId) -> Result<bool, StorageError>;
     /// How many requests the device holds.
     fn held_count(&self, device: &DeviceId) -> Result<u64, StorageError>;
     /// Writes `commit` atomically and durably (see the module documentation).

@@ -171,7 +171,8 @@ impl<S: HubStorage + ?Sized> Hub<S> {
         });
     }
 
-    /// Takes the staff file's bytes to send as synced file `staff`; its version is the hub's
+    /// Takes the staff file as the buses get it ([`crate::trust::bus_staff_file`]: bus clerks
+    /// only) to send as synced file `staff`; its version is the hub's
     /// counter of edits, raised whenever the content changes (kept in the store).
     pub fn set_staff_file(&self, bytes: Vec<u8>) -> Result<u64, StorageError> {
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
@@ -219,6 +220,19 @@ impl<S: HubStorage + ?Sized> Hub<S> {
             .entry(device.clone())
             .or_default()
             .clone()
+    }
+
+    /// Refuses an upload of a revoked device (PROTOCOL.md step 2) before anything else is looked
+    /// at: keeps `body` (what the server read of it, at most the size limit) in quarantine.
+    pub fn refuse_revoked(
+        &self,
+        device: &DeviceIdentity,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Refusal {
+        let lock = self.device_lock(&device.id);
+        let _serialised = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.refuse(device, None, Refusal::revoked(), Some(body), now)
     }
 
     /// Receives one upload of `device` (PROTOCOL.md steps 2–9) and returns the answer's body.

@@ -15,7 +15,7 @@ use busloket_provisioning::bundle::BundleError;
 use busloket_provisioning::crl::load_crl;
 use busloket_provisioning::pki::DEVICE_URI_PREFIX;
 use busloket_provisioning::pki::files::{self, FileError};
-use busloket_sync::staff::{StaffEntry, StaffFileError, parse_staff_file};
+use busloket_sync::staff::{Role, StaffEntry, StaffFileError, parse_staff_file};
 use busloket_sync::terms::DeviceId;
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
@@ -222,6 +222,39 @@ fn stamp(path: &Path) -> Option<Stamp> {
     })
 }
 
+/// The staff file as the buses get it (synced file `staff`): the bus clerks' entries only, as
+/// TOML that [`parse_staff_file`] reads. Central IT's and city clerks' hashes and eID bindings
+/// stay at the hub.
+pub fn bus_staff_file(staff: &[StaffEntry]) -> String {
+    #[derive(serde::Serialize)]
+    struct File<'a> {
+        staff: Vec<Entry<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        username: &'a str,
+        display_name: &'a str,
+        password_hash: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        eid: Option<&'a str>,
+        roles: Vec<&'static str>,
+    }
+    let file = File {
+        staff: staff
+            .iter()
+            .filter(|entry| entry.has_role(Role::BusClerk))
+            .map(|entry| Entry {
+                username: &entry.username,
+                display_name: &entry.display_name,
+                password_hash: &entry.password_hash,
+                eid: entry.eid.as_deref(),
+                roles: entry.roles.iter().map(Role::code).collect(),
+            })
+            .collect(),
+    };
+    toml::to_string(&file).expect("the staff entries serialise as TOML")
+}
+
 /// The files the hub reloads while it runs.
 pub struct LiveTrust {
     ca: CertificateDer<'static>,
@@ -344,7 +377,7 @@ impl LiveTrust {
             source,
         })?;
         let version = hub
-            .set_staff_file(bytes)
+            .set_staff_file(bus_staff_file(&staff).into_bytes())
             .map_err(|error| TrustError::StaffRead {
                 path: self.staff_path.clone(),
                 source: std::io::Error::other(crate::sync::error_chain(&error)),

@@ -234,6 +234,12 @@ impl HubStorage for SledStorage {
         Ok(dirty)
     }
 
+    fn holds(&self, device: &DeviceId, id: &RequestId) -> Result<bool, StorageError> {
+        self.held
+            .contains_key(device_key(device, id.as_bytes()))
+            .map_err(backend)
+    }
+
     fn held_count(&self, device: &DeviceId) -> Result<u64, StorageError> {
         Ok(self.scan_prefix(&self.held, &device_prefix(device)).count() as u64)
     }

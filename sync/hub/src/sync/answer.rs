@@ -1,8 +1,9 @@
-//! Building the answer to an upload: every request of the upload, every `need_whole` request,
-//! and as many dirty requests as fit in [`ANSWER_BATCH_BYTES`] of payload (`more` when some are
-//! left). Each carries the hub's heads and what the bus lacks of them: the changes that are not
-//! ancestors of the heads the hub knows the bus has (`confirmed`), the whole document when it
-//! knows of none, nothing when the bus has everything.
+//! Building the answer to an upload: every request of the upload, then as many `need_whole`
+//! requests (only those the device holds) and dirty requests as fit in [`ANSWER_BATCH_BYTES`] of
+//! payload, the upload's own counted too (`more` when some are left). Each carries the hub's
+//! heads and what the bus lacks of them: the changes that are not ancestors of the heads the hub
+//! knows the bus has (`confirmed`), the whole document when it knows of none, nothing when the
+//! bus has everything.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -39,9 +40,22 @@ struct Parts {
     pending: Vec<PendingDoc>,
     payload_bytes: usize,
     ids: HashSet<RequestId>,
+    /// Whether an optional request (`need_whole`, dirty) went in.
+    optional_added: bool,
+    /// Whether one was left out: the answer's `more`.
+    more: bool,
 }
 
 impl Parts {
+    /// Whether an optional request with `size` bytes of payload still fits (else `more`).
+    fn fits(&mut self, size: usize) -> bool {
+        let fits = self.payload_bytes + size <= ANSWER_BATCH_BYTES
+            || (!self.optional_added && self.payload_bytes == 0);
+        self.optional_added |= fits;
+        self.more |= !fits;
+        fits
+    }
+
     fn add(
         &mut self,
         id: RequestId,
@@ -100,6 +114,8 @@ impl<S: HubStorage + ?Sized> Hub<S> {
             pending: Vec::new(),
             payload_bytes: 0,
             ids: HashSet::new(),
+            optional_added: false,
+            more: false,
         };
         let confirmed_of = |id: &RequestId| -> Result<Vec<ChangeHash>, StorageError> {
             Ok(from_wire(&match plan.confirmed.get(id) {
@@ -112,18 +128,29 @@ impl<S: HubStorage + ?Sized> Hub<S> {
             let payload = payload_for(&mut record, &confirmed_of(&id)?);
             parts.add(id, &mut record, payload, marks.get(&id).copied());
         }
+        // Asked-for and dirty requests share the batch with the upload's own (always sent, but
+        // counted): a request is never split, and one that alone exceeds the cap still goes,
+        // alone.
         for id in &plan.upload.need_whole {
             if parts.ids.contains(id) {
                 continue;
             }
+            if !self.storage.holds(plan.device, id)? {
+                tracing::warn!(device = %plan.device, request = %id, "need_whole names a request this device does not hold; ignored");
+                continue;
+            }
             if let Some(mut record) = self.load_for_answer(id)? {
-                let payload = Some(Payload::Document(record.save()));
-                parts.add(*id, &mut record, payload, marks.get(id).copied());
+                let payload = Payload::Document(record.save());
+                if !parts.fits(payload.len()) {
+                    break;
+                }
+                parts.add(*id, &mut record, Some(payload), marks.get(id).copied());
             }
         }
-        let mut more = false;
-        let mut dirty_added = false;
         for (id, mark) in dirty {
+            if parts.more {
+                break;
+            }
             if parts.ids.contains(&id) || plan.clearing.contains(&(id, mark)) {
                 continue;
             }
@@ -131,16 +158,10 @@ impl<S: HubStorage + ?Sized> Hub<S> {
                 continue;
             };
             let payload = payload_for(&mut record, &confirmed_of(&id)?);
-            let size = payload.as_ref().map_or(0, Payload::len);
-            // A request is never split; one that alone exceeds the cap still goes, alone.
-            if parts.payload_bytes + size > ANSWER_BATCH_BYTES
-                && (dirty_added || parts.payload_bytes > 0)
-            {
-                more = true;
+            if !parts.fits(payload.as_ref().map_or(0, Payload::len)) {
                 break;
             }
             parts.add(id, &mut record, payload, Some(mark));
-            dirty_added = true;
         }
 
         let answer = Answer {
@@ -151,7 +172,7 @@ impl<S: HubStorage + ?Sized> Hub<S> {
             docs: parts.docs,
             refused,
             files: self.files_for(&plan.upload.manifest.files),
-            more,
+            more: parts.more,
         };
         Ok(BuiltAnswer {
             answer,

@@ -360,3 +360,82 @@ fn a_lower_or_reused_counter_is_replayed_but_an_exact_resend_is_answered() {
             .is_empty()
     );
 }
+
+#[test]
+fn need_whole_answers_only_requests_the_device_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = open(dir.path());
+    let mut owner = bus(6);
+    let theirs = owner.create(6, 1);
+    round(&hub, &mut owner, time(4000));
+
+    // Another bus asks for a request it never held: nothing of it comes back.
+    let mut prying = bus(7);
+    let own = prying.create(7, 1);
+    round(&hub, &mut prying, time(4100));
+    prying.need_whole = vec![theirs, own];
+    let answer = round(&hub, &mut prying, time(4200));
+    let ids: Vec<_> = answer.docs.iter().map(|doc| doc.id).collect();
+    assert_eq!(ids, vec![*own.as_bytes()], "only its own request, whole");
+    assert!(matches!(answer.docs[0].payload, Some(Payload::Document(_))));
+    assert!(!prying.records.contains_key(&theirs));
+
+    // The owner gets its own whole.
+    owner.need_whole = vec![theirs];
+    let answer = round(&hub, &mut owner, time(4300));
+    assert_eq!(answer.docs.len(), 1);
+    assert!(matches!(answer.docs[0].payload, Some(Payload::Document(_))));
+}
+
+#[test]
+fn need_whole_documents_count_against_the_answer_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = open(dir.path());
+    let mut first = bus(8);
+    let ids: Vec<_> = (0..12).map(|n| first.create(8, n)).collect();
+    round(&hub, &mut first, time(4000));
+    let mut seed: u64 = 0xbeef;
+    for (n, id) in ids.iter().enumerate() {
+        let reason: String = (0..200_000)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                char::from(b'a' + ((seed >> 33) % 26) as u8)
+            })
+            .collect();
+        hub.append_event(*id, hub_event(n as u32, EventKind::Rejected { reason }))
+            .unwrap();
+    }
+    // The bus asks for every one whole: they cannot all go in one answer.
+    let mut remaining = ids.clone();
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        first.need_whole = remaining.clone();
+        let answer = round(&hub, &mut first, time(5000 + rounds));
+        let payload: usize = answer
+            .docs
+            .iter()
+            .filter_map(|doc| doc.payload.as_ref().map(Payload::len))
+            .sum();
+        assert!(
+            payload <= busloket_sync::protocol::ANSWER_BATCH_BYTES || answer.docs.len() == 1,
+            "{payload} bytes in {} documents",
+            answer.docs.len()
+        );
+        remaining.retain(|id| !answer.docs.iter().any(|doc| doc.id == *id.as_bytes()));
+        if !answer.more {
+            break;
+        }
+        assert!(rounds < 20, "the batches never drain");
+    }
+    assert!(rounds >= 2, "12 × ~120 kB needs several answers");
+    assert!(remaining.is_empty(), "{} never sent", remaining.len());
+    for id in &ids {
+        assert_eq!(
+            first.records.get_mut(id).unwrap().status().unwrap().code(),
+            "rejected"
+        );
+    }
+}

@@ -397,3 +397,102 @@ async fn a_decision_of_the_city_through_the_api_reaches_the_bus() {
     );
     hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_is_refused_before_the_media_type_and_the_size() {
+    let city = city(&["bus-1"]);
+    let hub = RunningHub::start(&city.config).await;
+    let one = client(&ca(&city), Some(&city.bundles["bus-1"]));
+    revoke_device(&city.ca_dir, &"bus-1".parse().unwrap(), now()).unwrap();
+
+    let response = one
+        .post(format!("{}/sync/v1/upload", hub.url))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.bytes().await.unwrap();
+    assert_eq!((status, code_of(&body).as_str()), (403, "device-revoked"));
+
+    let limit = busloket_sync::protocol::MAX_BODY_BYTES;
+    let (status, body) = post_upload(&one, &hub.url, vec![7; limit + (1 << 20)])
+        .await
+        .unwrap();
+    assert_eq!((status, code_of(&body).as_str()), (403, "device-revoked"));
+
+    let entries = hub
+        .state
+        .hub
+        .storage()
+        .quarantine_entries(&"bus-1".parse().unwrap())
+        .unwrap();
+    let kept: Vec<(&str, u64)> = entries
+        .iter()
+        .map(|entry| (entry.code.as_str(), entry.size))
+        .collect();
+    assert_eq!(
+        kept,
+        vec![("device-revoked", 2), ("device-revoked", limit as u64)],
+        "both kept, the large one up to the limit only"
+    );
+    hub.stop().await;
+}
+
+fn usernames(bytes: &[u8]) -> Vec<String> {
+    busloket_sync::staff::parse_staff_file(std::str::from_utf8(bytes).unwrap())
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.username)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_staff_file_sent_to_the_buses_holds_the_bus_clerks_only() {
+    let city = city(&["bus-1"]);
+    let hub = RunningHub::start(&city.config).await;
+    let one = client(&ca(&city), Some(&city.bundles["bus-1"]));
+    let mut bus = bus_of(&city.bundles["bus-1"], 1);
+    let original = std::fs::read_to_string(&city.config.staff_file).unwrap();
+
+    let (_, answer) = post_upload(&one, &hub.url, bus.upload()).await.unwrap();
+    let answer = bus.apply(&answer);
+    let staff = answer.files.iter().find(|f| f.name == "staff").unwrap();
+    assert_eq!(usernames(&staff.bytes), vec!["clerk"]);
+    let text = String::from_utf8(staff.bytes.clone()).unwrap();
+    assert!(!text.contains("Ilse Tack") && !text.contains("central-it"));
+    let first = staff.version;
+    // Not central IT's password hash.
+    let it_hash = original
+        .lines()
+        .find_map(|line| line.strip_prefix("password_hash = \""))
+        .unwrap()
+        .trim_end_matches('"');
+    assert!(!text.contains(it_hash));
+
+    // A change to central IT's entry alone sends nothing new.
+    std::fs::write(
+        &city.config.staff_file,
+        original.replace("Ilse Tack", "Ilse Tack-Peeters"),
+    )
+    .unwrap();
+    let (_, answer) = post_upload(&one, &hub.url, bus.upload()).await.unwrap();
+    assert!(bus.apply(&answer).files.is_empty());
+
+    // A change to a bus clerk's entry does, with a new version.
+    std::fs::write(
+        &city.config.staff_file,
+        original
+            .replace("Ilse Tack", "Ilse Tack-Peeters")
+            .replace("Jan Clerk", "Jan Klerk-Janssens"),
+    )
+    .unwrap();
+    let (_, answer) = post_upload(&one, &hub.url, bus.upload()).await.unwrap();
+    let answer = bus.apply(&answer);
+    assert_eq!(answer.files.len(), 1);
+    assert!(answer.files[0].version > first);
+    let text = String::from_utf8(answer.files[0].bytes.clone()).unwrap();
+    assert!(text.contains("Jan Klerk-Janssens") && !text.contains("Ilse"));
+    hub.stop().await;
+}
