@@ -72,7 +72,7 @@ fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<Staff> {
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;font-size:1.0625rem;line-height:1.5;margin:0;color:#1b1b1b;background:#fff}\
 header,main{padding:1rem 2rem}header{background:#0b3d63;color:#fff;display:flex;gap:1.5rem;align-items:center;flex-wrap:wrap}\
-header a,header button{color:#fff}a{color:#0b4f8a}table{border-collapse:collapse;margin:1rem 0;min-width:60%}\
+header a,header button{color:#fff}header button{background:transparent;border:2px solid #fff;border-radius:4px;padding:.4rem .9rem;font:inherit;cursor:pointer}a{color:#0b4f8a}table{border-collapse:collapse;margin:1rem 0;min-width:60%}\
 caption{text-align:left;padding:.5rem 0;color:#333}th,td{border:1px solid #8a8a8a;padding:.5rem .75rem;text-align:left}\
 th{background:#eef2f6}.revoked{color:#a00000;font-weight:600}.skip-link{position:absolute;left:-999px}\
 .skip-link:focus{left:1rem;top:1rem;background:#fff;color:#000;padding:.5rem}label{display:block;margin-top:1rem}\
