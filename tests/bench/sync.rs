@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail, ensure};
 use busloket_e2e::city::City;
 use busloket_e2e::lte::LteLink;
-use busloket_e2e::sync::{SyncedNode, TestHub, submission};
+use busloket_e2e::sync::{SyncedNode, TestHub};
 use busloket_sync::protocol::{
     BATCH_BYTES, OutgoingDoc, UploadHeader, bound_actor, build_upload, decode_answer, from_wire,
 };
@@ -68,29 +68,7 @@ fn day_offline() -> Result<()> {
     let hub = TestHub::start(&link, &city)?;
     link.cut()?;
     let mut node = SyncedNode::start(&link, &city, &hub, "bus-bench-1")?;
-    node.call(&link, |client, base, token| async move {
-        for index in 0..DAY_REQUESTS {
-            let created: Value = client
-                .post(format!("{base}/api/v1/requests"))
-                .bearer_auth(&token)
-                .json(&submission(index))
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
-            let id = created["id"].as_str().context("an id")?.to_owned();
-            for _ in 0..DAY_REPRINTS {
-                client
-                    .post(format!("{base}/api/v1/requests/{id}/reprint"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await?
-                    .error_for_status()?;
-            }
-        }
-        Ok(())
-    })?;
+    node.submit(&link, 0, DAY_REQUESTS, DAY_REPRINTS)?;
     let before = node.sync_status(&link)?;
     ensure!(
         before["waiting"] == DAY_REQUESTS,

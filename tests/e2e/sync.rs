@@ -9,44 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use busloket_e2e::city::City;
 use busloket_e2e::lte::LteLink;
-use busloket_e2e::sync::{SyncedNode, TestHub, submission};
+use busloket_e2e::sync::{SyncedNode, TestHub};
 use serde_json::{Value, json};
-
-/// Submits `count` requests through the node's API (each with `reprints` extra ticket prints,
-/// so several events each); their ids.
-fn submit(
-    node: &SyncedNode,
-    link: &LteLink,
-    from: usize,
-    count: usize,
-    reprints: usize,
-) -> Result<Vec<String>> {
-    node.call(link, move |client, base, token| async move {
-        let mut ids = Vec::with_capacity(count);
-        for index in from..from + count {
-            let created: Value = client
-                .post(format!("{base}/api/v1/requests"))
-                .bearer_auth(&token)
-                .json(&submission(index))
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
-            let id = created["id"].as_str().context("an id")?.to_owned();
-            for _ in 0..reprints {
-                client
-                    .post(format!("{base}/api/v1/requests/{id}/reprint"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await?
-                    .error_for_status()?;
-            }
-            ids.push(id);
-        }
-        Ok(ids)
-    })
-}
 
 /// Waits until the node has nothing waiting and its last round succeeded after `since`.
 fn wait_converged(
@@ -144,7 +108,7 @@ fn a_day_offline_reaches_the_hub_and_the_citys_decision_comes_back() -> Result<(
     // The bus leaves the depot without coverage.
     link.cut()?;
     let node = SyncedNode::start(&link, &city, &hub, "bus-day-1")?;
-    let ids = submit(&node, &link, 0, 120, 2)?;
+    let ids = node.submit(&link, 0, 120, 2)?;
     let offline = node.sync_status(&link)?;
     assert_eq!(offline["waiting"], 120, "{offline:#}");
     assert_ne!(offline["state"], "online", "{offline:#}");
@@ -235,7 +199,7 @@ fn a_link_cut_and_a_hub_killed_mid_round_lose_and_duplicate_nothing() -> Result<
     let mut hub = TestHub::start(&link, &city)?;
     link.cut()?;
     let node = SyncedNode::start(&link, &city, &hub, "bus-cut-1")?;
-    let mut ids = submit(&node, &link, 0, 300, 3)?;
+    let mut ids = node.submit(&link, 0, 300, 3)?;
 
     // The link comes back, a round starts, and the link drops in the middle of it.
     link.restore()?;
@@ -254,7 +218,7 @@ fn a_link_cut_and_a_hub_killed_mid_round_lose_and_duplicate_nothing() -> Result<
     // More work out of coverage, then the hub dies with SIGKILL in the middle of a round, and
     // comes back.
     link.cut()?;
-    ids.extend(submit(&node, &link, 300, 200, 3)?);
+    ids.extend(node.submit(&link, 300, 200, 3)?);
     link.restore()?;
     start_round(&node, &link)?;
     std::thread::sleep(Duration::from_millis(50));

@@ -326,6 +326,42 @@ impl SyncedNode {
         })
     }
 
+    /// Submits `count` made-up requests through the node's API (each with `reprints` extra
+    /// ticket prints, so several events each); their ids.
+    pub fn submit(
+        &self,
+        link: &LteLink,
+        from: usize,
+        count: usize,
+        reprints: usize,
+    ) -> Result<Vec<String>> {
+        self.call(link, move |client, base, token| async move {
+            let mut ids = Vec::with_capacity(count);
+            for index in from..from + count {
+                let created: Value = client
+                    .post(format!("{base}/api/v1/requests"))
+                    .bearer_auth(&token)
+                    .json(&submission(index))
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                let id = created["id"].as_str().context("an id")?.to_owned();
+                for _ in 0..reprints {
+                    client
+                        .post(format!("{base}/api/v1/requests/{id}/reprint"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await?
+                        .error_for_status()?;
+                }
+                ids.push(id);
+            }
+            Ok(ids)
+        })
+    }
+
     /// Asks for a round now.
     pub fn sync_now(&self, link: &LteLink) -> Result<()> {
         self.call(link, |client, base, token| async move {
