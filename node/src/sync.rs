@@ -27,19 +27,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use busloket_provisioning::load_crl;
+use busloket_provisioning::{RevocationList, load_crl};
 use busloket_sync::protocol::{ProtocolError, decode_answer};
 use busloket_sync::staff::{Role, parse_staff_file};
 use busloket_sync::store::Store;
 use chrono::Utc;
 use rand::Rng;
+use rustls::pki_types::CertificateDer;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 pub use self::client::{HubClient, HubError};
 pub use self::enrolment::{Enrolment, EnrolmentError};
 pub use self::round::{
-    Batch, PreparedUpload, Refusal, Settled, next_batch, prepare_upload, settle,
+    Backlog, Batch, PreparedUpload, Refusal, Settled, next_batch, prepare_upload, settle,
 };
 pub use self::schedule::{Backoff, purge_cutoff};
 pub use self::status::{LinkState, RoundReport, SyncProblem, SyncStatus};
@@ -55,6 +56,9 @@ pub const DEBOUNCE: Duration = Duration::from_secs(3);
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// Uploads in one round at most; the next round goes on where this one stopped.
 const MAX_UPLOADS_PER_ROUND: usize = 64;
+/// Uploads in one round at most made only because an answer left work (resets, requests to ask
+/// for whole), with neither `more` nor a full batch: a guard against answers that go in circles.
+const MAX_EXTRA_UPLOADS: usize = 3;
 /// The synced files.
 pub const CRL_FILE: &str = "crl";
 pub const STAFF_FILE: &str = "staff";
@@ -154,15 +158,35 @@ impl SyncControl {
     }
 
     /// Takes a revocation list from the hub: checked against the city's CA, it gives the count
-    /// of revoked devices, and tells whether this device is one of them.
+    /// of revoked devices, and tells whether this device is one of them. Blocking file work: at
+    /// start only; the loop uses [`SyncControl::take_crl_blocking`].
     fn take_crl(&self, enrolment: &Enrolment, data_dir: &Path, bytes: &[u8]) {
-        match read_crl(enrolment, data_dir, bytes) {
-            Ok((count, revoked)) => self.update(|status| {
-                status.revoked_devices = Some(count);
-                if revoked {
-                    status.state = LinkState::Revoked;
-                }
-            }),
+        let crl = write_and_load_crl(data_dir, enrolment.bundle.ca_certificate(), bytes);
+        self.use_crl(enrolment, crl);
+    }
+
+    /// [`SyncControl::take_crl`] with the file written and read on `spawn_blocking`.
+    async fn take_crl_blocking(&self, enrolment: &Enrolment, data_dir: &Path, bytes: Vec<u8>) {
+        let data_dir = data_dir.to_owned();
+        let ca = enrolment.bundle.ca_certificate().clone();
+        let crl = tokio::task::spawn_blocking(move || write_and_load_crl(&data_dir, &ca, &bytes))
+            .await
+            .unwrap_or_else(|error| Err(error.into()));
+        self.use_crl(enrolment, crl);
+    }
+
+    fn use_crl(&self, enrolment: &Enrolment, crl: anyhow::Result<RevocationList>) {
+        match crl {
+            Ok(crl) => {
+                let count = crl.revoked.len();
+                let revoked = enrolment.bundle.check_not_revoked(&crl).is_err();
+                self.update(|status| {
+                    status.revoked_devices = Some(count);
+                    if revoked {
+                        status.state = LinkState::Revoked;
+                    }
+                })
+            }
             Err(error) => tracing::warn!("the hub's revocation list is refused: {error:#}"),
         }
     }
@@ -204,16 +228,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Writes the list beside the store (atomically) and reads it back with `load_crl`, which
-/// checks the CA's signature. Returns the number of revoked certificates and whether this
-/// device's is one.
-fn read_crl(enrolment: &Enrolment, data_dir: &Path, bytes: &[u8]) -> anyhow::Result<(usize, bool)> {
+/// checks the CA's signature. Blocking file work.
+fn write_and_load_crl(
+    data_dir: &Path,
+    ca: &CertificateDer<'static>,
+    bytes: &[u8],
+) -> anyhow::Result<RevocationList> {
     let path: PathBuf = data_dir.join(CRL_COPY);
     let temporary = path.with_extension("tmp");
     std::fs::write(&temporary, bytes)?;
     std::fs::rename(&temporary, &path)?;
-    let crl = load_crl(&path, enrolment.bundle.ca_certificate())?;
-    let revoked = enrolment.bundle.check_not_revoked(&crl).is_err();
-    Ok((crl.revoked.len(), revoked))
+    Ok(load_crl(&path, ca)?)
 }
 
 /// The status with the figures read from the store now.
@@ -268,30 +293,49 @@ pub async fn sync_round(state: &AppState, enrolled: &Enrolled) -> Result<RoundRe
     let started = Instant::now();
     let device = state.config.device_id.clone();
     let mut report = RoundReport::default();
+    let mut extra_uploads = 0;
     for _ in 0..MAX_UPLOADS_PER_ROUND {
         let store = state.store.clone();
         let key = enrolled.enrolment.bundle.device_signing_key().clone();
         let upload_device = device.clone();
-        let mut prepared = blocking(move || {
-            prepare_upload(
+        let (before, mut prepared) = blocking(move || {
+            let before = Backlog::read(&store)?;
+            let prepared = prepare_upload(
                 &store,
                 &key,
                 &upload_device,
                 Utc::now(),
                 round::DEFAULT_BATCH_BYTES,
-            )
+            )?;
+            Ok((before, prepared))
         })
         .await?;
         let body = std::mem::take(&mut prepared.body);
         report.round_trips += 1;
         report.bytes_up += body.len();
         report.requests_sent += prepared.sent.len();
-        let answer_body = enrolled.client.upload(body).await?;
+        let answer_body = match enrolled.client.upload(body).await {
+            Ok(answer_body) => answer_body,
+            Err(error) => {
+                set_aside_refused_request(state, prepared, &error).await;
+                return Err(error.into());
+            }
+        };
         report.bytes_down += answer_body.len();
-        let answer = decode_answer(&answer_body, &device, prepared.counter)?;
+        // zstd and postcard over up to 16 MiB: off the async runtime.
+        let (answer_device, counter) = (device.clone(), prepared.counter);
+        let answer = tokio::task::spawn_blocking(move || {
+            decode_answer(&answer_body, &answer_device, counter)
+        })
+        .await
+        .map_err(|error| RoundError::Store(error.into()))??;
         let store = state.store.clone();
         let left_for_later = prepared.left_for_later;
-        let settled = blocking(move || settle(&store, &prepared, answer)).await?;
+        let (settled, after) = blocking(move || {
+            let settled = settle(&store, &prepared, answer)?;
+            Ok((settled, Backlog::read(&store)?))
+        })
+        .await?;
         tracing::info!(
             counter = report.round_trips,
             created = settled.created,
@@ -310,13 +354,41 @@ pub async fn sync_round(state: &AppState, enrolled: &Enrolled) -> Result<RoundRe
         report.requests_received += settled.created + settled.updated;
         report.refused.extend(settled.refused);
         report.files.extend(settled.files);
-        if !settled.more && left_for_later == 0 {
+        if settled.more || left_for_later > 0 {
+            continue;
+        }
+        // Resets and requests to ask for whole are sent at once, as long as an upload changes
+        // what is left; one that changed nothing would change nothing again.
+        if !round::upload_again(&before, &after) || extra_uploads == MAX_EXTRA_UPLOADS {
             break;
         }
+        extra_uploads += 1;
     }
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     report.finished_at = Some(Utc::now());
     Ok(report)
+}
+
+/// When the hub refused the whole upload for one request it carried (a per-request code), sets
+/// that request aside so the next upload sends the rest; staff see it with the set-aside ones.
+async fn set_aside_refused_request(state: &AppState, prepared: PreparedUpload, error: &HubError) {
+    let HubError::Refused { code, message, .. } = error else {
+        return;
+    };
+    let store = state.store.clone();
+    let (code, message) = (code.clone(), message.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        round::set_aside_refused(&store, &prepared, &code, &message).map(|id| (id, code))
+    })
+    .await;
+    match result {
+        Ok(Ok((Some(id), code))) => {
+            tracing::warn!(%id, code, "the hub refused an upload for this request: set aside")
+        }
+        Ok(Ok((None, _))) => {}
+        Ok(Err(error)) => tracing::warn!("cannot set the refused request aside: {error}"),
+        Err(error) => tracing::warn!("cannot set the refused request aside: {error}"),
+    }
 }
 
 /// The synced files an answer brought, now in the store, taken into use.
@@ -334,7 +406,8 @@ async fn take_files(state: &AppState, enrolled: &Enrolled, settled: &Settled) {
             CRL_FILE => {
                 state
                     .sync
-                    .take_crl(&enrolled.enrolment, &state.config.data_dir, &file.bytes)
+                    .take_crl_blocking(&enrolled.enrolment, &state.config.data_dir, file.bytes)
+                    .await
             }
             other => tracing::info!(name = other, "a synced file this node does not use"),
         }

@@ -100,9 +100,9 @@ impl HubClient {
                 message: "the hub's answer is larger than the protocol allows".into(),
             });
         }
-        let bytes = response.bytes().await.map_err(unreachable)?;
+        let bytes = read_limited(response, MAX_BODY_BYTES).await?;
         if status.is_success() {
-            return Ok(bytes.to_vec());
+            return Ok(bytes);
         }
         let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(body) => (body.code, body.message),
@@ -117,6 +117,31 @@ impl HubClient {
             message,
         })
     }
+}
+
+/// Reads a response's body, refusing it (`too-large`) once it goes over `limit` bytes, whatever
+/// its Content-Length said (a chunked answer has none).
+pub async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, HubError> {
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| HubError::Unreachable(error_chain(&error)))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(HubError::Refused {
+                status,
+                code: "too-large".into(),
+                message: "the hub's answer is larger than the protocol allows".into(),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// reqwest's error with its causes: "error sending request" alone says nothing.

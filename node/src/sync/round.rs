@@ -9,6 +9,7 @@ use automerge::ChangeHash;
 use busloket_sync::protocol::{
     self, Answer, BATCH_BYTES, FileVersion, OutgoingDoc, UploadHeader, build_upload,
 };
+use busloket_sync::record::RecordError;
 use busloket_sync::store::{Acknowledgement, RemoteApply, Store, StoreError};
 use busloket_sync::terms::{DeviceId, RequestId};
 use chrono::{DateTime, Utc};
@@ -84,7 +85,8 @@ pub fn prepare_upload(
         left_for_later,
     } = next_batch(store, batch_bytes)?;
     let state = store.sync_state()?;
-    let counter = store.next_upload_counter()?;
+    let now_millis = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+    let counter = store.next_upload_counter(now_millis)?;
     let header = UploadHeader {
         device: device.clone(),
         counter,
@@ -172,14 +174,18 @@ pub fn settle(
                     continue;
                 }
                 // The hub's changes make no valid record here: keep what the bus has, do not
-                // take the hub's heads, and show it; asking again would not help.
+                // take the hub's heads, show it, and ask for the request whole, so the hub does
+                // not count it as delivered. The error's text may hold a field's value (a
+                // citizen's): only its kind is logged and shown.
                 Err(StoreError::Refused { source, .. }) => {
-                    tracing::warn!(%id, error = %source, "a request from the hub does not apply");
+                    let kind = record_error_kind(&source);
+                    tracing::warn!(%id, kind, "a request from the hub does not apply");
                     settled.refused.push(Refusal {
                         request: id,
                         code: "not-applied".into(),
-                        message: source.to_string(),
+                        message: format!("the hub's changes make no valid record here ({kind})"),
                     });
+                    acknowledgement.need_whole.push(id);
                     continue;
                 }
                 Err(error) => return Err(error),
@@ -212,6 +218,99 @@ pub fn settle(
     settled.need_whole = acknowledgement.need_whole.len();
     store.acknowledge(&acknowledgement)?;
     Ok(settled)
+}
+
+/// The kind of a record error, without its text (which may hold a field's value).
+fn record_error_kind(error: &RecordError) -> &'static str {
+    match error {
+        RecordError::Automerge(_) => "automerge",
+        RecordError::UnsupportedSchema { .. } => "unsupported-schema",
+        RecordError::Missing { .. } => "missing-field",
+        RecordError::Invalid { .. } => "invalid-field",
+        RecordError::Malformed { .. } => "malformed-field",
+        RecordError::Incomplete(_) => "incomplete",
+        RecordError::NotAllowedNow { .. } => "not-allowed-now",
+        RecordError::DuplicateEvent(_) => "duplicate-event",
+        RecordError::NotInConflict(_) => "not-in-conflict",
+        RecordError::DifferentRequest { .. } => "different-request",
+    }
+}
+
+/// What is left to send: the outbox with each request's acknowledged heads, and the requests to
+/// ask for whole. Compared before an upload and after its answer to tell whether it changed
+/// anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub outbox: Vec<(RequestId, Vec<ChangeHash>)>,
+    pub need_whole: Vec<RequestId>,
+}
+
+impl Backlog {
+    pub fn read(store: &Store) -> Result<Backlog, StoreError> {
+        let outbox = store
+            .outbox()?
+            .into_iter()
+            .map(|id| Ok((id, store.acked_heads(id)?)))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Backlog {
+            outbox,
+            need_whole: store.sync_state()?.need_whole,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.outbox.is_empty() && self.need_whole.is_empty()
+    }
+}
+
+/// Whether to upload again at once after an answer without `more` and a batch that was not
+/// full: something is left (a reset request, a request to ask for whole), and the upload
+/// changed what is left. An upload that changed nothing would change nothing again.
+pub fn upload_again(before: &Backlog, after: &Backlog) -> bool {
+    !after.is_empty() && after != before
+}
+
+/// The codes with which the hub refuses a whole upload for the sake of one request it carries;
+/// the message then starts with `request <id>:` (`busloket_sync::protocol::ProtocolError`).
+pub const PER_REQUEST_CODES: [&str; 5] = [
+    "foreign-actor",
+    "bad-payload",
+    "change-count",
+    "hash-mismatch",
+    "bad-heads",
+];
+
+/// The request a refusal of the whole upload names, when its code is a per-request one and the
+/// request is one `prepared` carried.
+pub fn refused_request(prepared: &PreparedUpload, code: &str, message: &str) -> Option<RequestId> {
+    if !PER_REQUEST_CODES.contains(&code) {
+        return None;
+    }
+    let (id, _) = message.strip_prefix("request ")?.split_once(':')?;
+    let id: RequestId = id.parse().ok()?;
+    prepared.sent.contains(&id).then_some(id)
+}
+
+/// After the hub refused the whole of `prepared` with a per-request code: sets the request it
+/// names aside (out of the outbox until it changes here, shown to staff until the hub
+/// acknowledges it), so the next upload sends the rest. Returns it; `None` when the refusal names none.
+pub fn set_aside_refused(
+    store: &Store,
+    prepared: &PreparedUpload,
+    code: &str,
+    message: &str,
+) -> Result<Option<RequestId>, StoreError> {
+    let Some(id) = refused_request(prepared, code, message) else {
+        return Ok(None);
+    };
+    let state = store.sync_state()?;
+    store.acknowledge(&Acknowledgement {
+        set_aside: vec![id],
+        need_whole: state.need_whole,
+        answer_applied: state.answer_applied,
+        ..Acknowledgement::default()
+    })?;
+    Ok(Some(id))
 }
 
 /// The default batch size, re-exported for the loop.

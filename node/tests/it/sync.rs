@@ -11,13 +11,17 @@ use busloket_node::app;
 use busloket_node::config::{Config, Retention};
 use busloket_node::events::NodeEvent;
 use busloket_node::state::AppState;
+use busloket_node::sync::client::read_limited;
 use busloket_node::sync::schedule::{BACKOFF_FIRST, BACKOFF_MAX, purge_cutoff_in};
-use busloket_node::sync::{Backoff, LinkState, next_batch, prepare_upload, settle};
+use busloket_node::sync::{
+    Backlog, Backoff, LinkState, PreparedUpload, next_batch, prepare_upload, round, settle,
+};
 use busloket_provisioning::enroll::{DEFAULT_DAYS, RequestFiles};
 use busloket_provisioning::{enroll_device, init_ca, request_device};
 use busloket_sync::protocol::{
     self, ANSWER_DOMAIN, Answer, AnswerDoc, decode_answer, encode_answer, open_upload,
 };
+use busloket_sync::terms::RequestId;
 use chrono::{FixedOffset, TimeZone, Utc};
 use serde_json::json;
 
@@ -634,4 +638,216 @@ async fn the_hubs_bus_clerks_sign_in_and_the_configuration_wins_a_clash() {
     // A file that does not parse changes nothing.
     state.sync.take_staff_file(b"[[staff]]\nusername = 3\n");
     assert_eq!(state.sync.status().synced_staff, Some(2));
+}
+
+/// A store with `count` requests written here, its device and key.
+async fn outbox_of(
+    dir: &Path,
+    count: usize,
+) -> (
+    AppState,
+    ed25519_dalek::SigningKey,
+    busloket_sync::terms::DeviceId,
+) {
+    let (state, _) = enrolled_state(dir, "https://127.0.0.1:1");
+    let app = app(state.clone());
+    let token = sign_in(&app).await;
+    for _ in 0..count {
+        let created = call(
+            &app,
+            "POST",
+            "/api/v1/requests",
+            Some(&token),
+            Some(&request_body("78.03.12-037.01")),
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    }
+    let enrolled = state.enrolled.clone().unwrap();
+    let key = enrolled.enrolment.bundle.device_signing_key().clone();
+    let device = state.config.device_id.clone();
+    (state, key, device)
+}
+
+fn answer_for(prepared: &PreparedUpload, device: &str, docs: Vec<AnswerDoc>) -> Answer {
+    let answer = Answer {
+        domain: ANSWER_DOMAIN.into(),
+        device: device.to_owned(),
+        counter: prepared.counter,
+        answer_seq: 7,
+        docs,
+        refused: Vec::new(),
+        files: Vec::new(),
+        more: false,
+    };
+    let device = device.parse().unwrap();
+    decode_answer(&encode_answer(&answer), &device, prepared.counter).unwrap()
+}
+
+#[tokio::test]
+async fn the_upload_counter_starts_from_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, key, device) = outbox_of(dir.path(), 1).await;
+    let now = Utc::now();
+    let prepared = prepare_upload(&state.store, &key, &device, now, usize::MAX).unwrap();
+    assert_eq!(prepared.counter, now.timestamp_millis() as u64);
+    let again = prepare_upload(&state.store, &key, &device, now, usize::MAX).unwrap();
+    assert_eq!(again.counter, prepared.counter + 1);
+}
+
+/// A payload the store refuses is asked for whole (not confirmed), its error is shown and
+/// logged by kind only, and the round uploads again while that changes what is left.
+#[tokio::test]
+async fn a_payload_the_store_refuses_is_asked_for_whole_and_shown_by_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, key, device) = outbox_of(dir.path(), 1).await;
+    let store = state.store.clone();
+    let before = Backlog::read(&store).unwrap();
+    let prepared = prepare_upload(&store, &key, &device, Utc::now(), usize::MAX).unwrap();
+    let own = store.outgoing(prepared.sent[0]).unwrap().unwrap();
+    // Another request's document under a new id: it makes no valid record of that id.
+    let stranger = RequestId::new(1_750_000_000_000, [7; 10]);
+    let answer = answer_for(
+        &prepared,
+        device.as_str(),
+        vec![
+            AnswerDoc {
+                id: *own.id.as_bytes(),
+                heads: protocol::to_wire(&own.heads),
+                payload: None,
+            },
+            AnswerDoc {
+                id: *stranger.as_bytes(),
+                heads: protocol::to_wire(&own.heads),
+                payload: Some(own.payload.clone()),
+            },
+        ],
+    );
+    let settled = settle(&store, &prepared, answer).unwrap();
+    assert_eq!(settled.acknowledged, 1);
+    assert_eq!(settled.need_whole, 1);
+    let refusal = &settled.refused[0];
+    assert_eq!(
+        (refusal.request, refusal.code.as_str()),
+        (stranger, "not-applied")
+    );
+    assert!(
+        refusal.message.contains("different-request"),
+        "{}",
+        refusal.message
+    );
+    assert!(
+        !refusal.message.contains("cannot be merged"),
+        "{}",
+        refusal.message
+    );
+    let sync_state = store.sync_state().unwrap();
+    assert_eq!(sync_state.need_whole, [stranger]);
+    assert!(store.outbox().unwrap().is_empty());
+
+    // The answer left a request to ask for whole: upload again at once.
+    let after = Backlog::read(&store).unwrap();
+    assert!(round::upload_again(&before, &after));
+    // The hub sends it whole, and it still does not apply: nothing changed, the round stops.
+    let prepared = prepare_upload(&store, &key, &device, Utc::now(), usize::MAX).unwrap();
+    assert_eq!(prepared.need_whole, [stranger]);
+    let answer = answer_for(
+        &prepared,
+        device.as_str(),
+        vec![AnswerDoc {
+            id: *stranger.as_bytes(),
+            heads: protocol::to_wire(&own.heads),
+            payload: Some(own.payload.clone()),
+        }],
+    );
+    settle(&store, &prepared, answer).unwrap();
+    let again = Backlog::read(&store).unwrap();
+    assert_eq!(again, after);
+    assert!(!round::upload_again(&after, &again));
+    assert!(!round::upload_again(
+        &Backlog::default(),
+        &Backlog::default()
+    ));
+}
+
+#[tokio::test]
+async fn a_missing_base_reset_is_sent_again_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, key, device) = outbox_of(dir.path(), 1).await;
+    let store = state.store.clone();
+    let id = store.outbox().unwrap()[0];
+    // The hub acknowledged some heads once; the request changes here again.
+    let heads = store.current_heads(id).unwrap();
+    store
+        .acknowledge(&busloket_sync::store::Acknowledgement {
+            acked: vec![(id, heads.clone())],
+            ..Default::default()
+        })
+        .unwrap();
+    let before = Backlog {
+        outbox: vec![(id, heads)],
+        need_whole: Vec::new(),
+    };
+    let prepared = prepare_upload(&store, &key, &device, Utc::now(), usize::MAX).unwrap();
+    let mut answer = answer_for(&prepared, device.as_str(), Vec::new());
+    answer.refused.push(protocol::DocRefusal {
+        id: *id.as_bytes(),
+        code: "missing-base".into(),
+        message: "the hub lacks the base".into(),
+    });
+    settle(&store, &prepared, answer).unwrap();
+    let after = Backlog::read(&store).unwrap();
+    assert_eq!(after.outbox, [(id, Vec::new())]);
+    assert!(round::upload_again(&before, &after));
+}
+
+/// The hub refuses a whole upload for one request: that one is set aside (staff see it), and the
+/// next upload sends the rest.
+#[tokio::test]
+async fn a_request_that_makes_the_hub_refuse_the_upload_is_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, key, device) = outbox_of(dir.path(), 3).await;
+    let store = state.store.clone();
+    let prepared = prepare_upload(&store, &key, &device, Utc::now(), usize::MAX).unwrap();
+    assert_eq!(prepared.sent.len(), 3);
+    let culprit = prepared.sent[1];
+    // As the hub words it (ProtocolError's Display).
+    let message = protocol::ProtocolError::ForeignActor {
+        id: culprit.to_string(),
+        hash: "ab".into(),
+        actor: "cd".into(),
+    }
+    .to_string();
+    // Other codes, or a request the upload did not carry, set nothing aside.
+    assert_eq!(
+        round::refused_request(&prepared, "replayed", &message),
+        None
+    );
+    let other = RequestId::new(1_750_000_000_000, [7; 10]);
+    let elsewhere = message.replace(&culprit.to_string(), &other.to_string());
+    assert_eq!(
+        round::refused_request(&prepared, "foreign-actor", &elsewhere),
+        None
+    );
+    assert_eq!(
+        round::set_aside_refused(&store, &prepared, "foreign-actor", &message).unwrap(),
+        Some(culprit)
+    );
+    assert!(!store.outbox().unwrap().contains(&culprit));
+    assert_eq!(store.sync_state().unwrap().set_aside, [culprit]);
+    assert_eq!(
+        busloket_node::sync::current_status(&state).await.set_aside,
+        1
+    );
+    let next = prepare_upload(&store, &key, &device, Utc::now(), usize::MAX).unwrap();
+    assert_eq!(next.sent, [prepared.sent[0], prepared.sent[2]]);
+}
+
+#[tokio::test]
+async fn an_answer_body_over_the_limit_is_refused_while_it_streams() {
+    let small = reqwest::Response::from(axum::http::Response::new(vec![1u8; 10]));
+    assert_eq!(read_limited(small, 10).await.unwrap(), vec![1u8; 10]);
+    let large = reqwest::Response::from(axum::http::Response::new(vec![1u8; 11]));
+    let error = read_limited(large, 10).await.unwrap_err();
+    assert_eq!(error.code(), "too-large");
 }

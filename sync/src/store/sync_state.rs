@@ -250,12 +250,18 @@ impl Store {
         Ok(())
     }
 
-    /// The counter of the next upload: one more than the last, on disk before it is returned,
-    /// so no counter is used twice, even after a crash.
-    pub fn next_upload_counter(&self) -> Result<u64, StoreError> {
+    /// The counter of the next upload: `max(last + 1, now_millis)`, with `now_millis` the
+    /// current time in Unix milliseconds (the store reads no clock; the caller passes it), on
+    /// disk before it is returned, so no counter is used twice, even after a crash.
+    ///
+    /// Why the clock: a store restored from a backup, or a reinstalled node, has an older (or no)
+    /// last counter than the hub last accepted; counting on from it would make every upload
+    /// `409 replayed` until it caught up, one per failed round. The time is ahead of any counter
+    /// used before (one upload per millisecond at most), so the bus is past the hub's at once.
+    pub fn next_upload_counter(&self, now_millis: u64) -> Result<u64, StoreError> {
         let _guard = self.lock();
         let last = self.meta_u64(layout::UPLOAD_COUNTER)?;
-        let next = last + 1;
+        let next = last.saturating_add(1).max(now_millis);
         self.meta
             .insert(layout::UPLOAD_COUNTER, &next.to_be_bytes())?;
         self.db.flush()?;

@@ -485,13 +485,30 @@ fn the_upload_counter_survives_a_reopen_and_never_repeats() {
     let store = Store::open(dir.path(), key(1)).unwrap();
     assert_eq!(store.sync_state().unwrap().last_counter, 0);
     let counters: Vec<u64> = (0..3)
-        .map(|_| store.next_upload_counter().unwrap())
+        .map(|_| store.next_upload_counter(0).unwrap())
         .collect();
     assert_eq!(counters, [1, 2, 3]);
     drop(store);
     let store = Store::open(dir.path(), key(1)).unwrap();
     assert_eq!(store.sync_state().unwrap().last_counter, 3);
-    assert_eq!(store.next_upload_counter().unwrap(), 4);
+    assert_eq!(store.next_upload_counter(0).unwrap(), 4);
+}
+
+/// A restored or reinstalled store starts from the clock, past any counter the hub accepted
+/// from the bus before, and never goes back when the clock does.
+#[test]
+fn the_upload_counter_follows_the_clock_after_a_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), key(1)).unwrap();
+    let now = 1_750_000_000_000;
+    assert_eq!(store.next_upload_counter(now).unwrap(), now);
+    // Two uploads in one millisecond, or a clock set back: one more than the last.
+    assert_eq!(store.next_upload_counter(now).unwrap(), now + 1);
+    assert_eq!(store.next_upload_counter(now - 60_000).unwrap(), now + 2);
+    drop(store);
+    let store = Store::open(dir.path(), key(1)).unwrap();
+    assert_eq!(store.sync_state().unwrap().last_counter, now + 2);
+    assert_eq!(store.next_upload_counter(now + 500).unwrap(), now + 500);
 }
 
 /// 2025-06-15 20:00 UTC: the end of the bus's day.
@@ -700,9 +717,9 @@ fn every_sync_write_survives_a_reopen() {
         .unwrap();
     let store = reopen(store);
     assert_eq!(heads_of(&store, request_id(2)), sorted(hub_record.heads()));
-    assert_eq!(store.next_upload_counter().unwrap(), 1);
+    assert_eq!(store.next_upload_counter(0).unwrap(), 1);
     let store = reopen(store);
-    assert_eq!(store.next_upload_counter().unwrap(), 2);
+    assert_eq!(store.next_upload_counter(0).unwrap(), 2);
     store
         .purge_acknowledged(end_of_day(), end_of_day(), &device("bus-1"))
         .unwrap();
@@ -772,7 +789,7 @@ fn the_sync_state_survives_sigkill() {
     let last = counters.iter().max().copied().unwrap_or(0);
     assert!(store.sync_state().unwrap().last_counter >= last);
     assert!(
-        store.next_upload_counter().unwrap() > last,
+        store.next_upload_counter(0).unwrap() > last,
         "a counter came back"
     );
 }
@@ -784,7 +801,7 @@ fn sync_child(dir: &Path) {
         println!("inserted {}", request_id(n));
         ack_current(&store, request_id(n));
         println!("acked {}", request_id(n));
-        println!("counter {}", store.next_upload_counter().unwrap());
+        println!("counter {}", store.next_upload_counter(0).unwrap());
     }
 }
 
