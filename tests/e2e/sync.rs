@@ -147,43 +147,51 @@ fn a_day_offline_reaches_the_hub_and_the_citys_decision_comes_back() -> Result<(
     link.close()
 }
 
-/// Asks for a round and returns once it has started (and not finished): its upload is then on
-/// the link. One session for the whole wait, so that each look costs a few milliseconds.
-fn start_round(node: &SyncedNode, link: &LteLink) -> Result<()> {
+/// Brings the cut link back and asks for a round, then returns once one is in flight with
+/// requests waiting: an attempt later than the last success while the outbox is not empty, so
+/// its upload carries them. The session is opened before the link comes back, so that each look
+/// costs a few milliseconds.
+fn restore_and_start_round(node: &SyncedNode, link: &LteLink) -> Result<()> {
+    let bus_ns = link.bus_ns().to_owned();
     node.call(link, |client, base, token| async move {
-        let status = |client: reqwest::Client, base: String, token: String| async move {
-            let status: Value = client
-                .get(format!("{base}/api/v1/sync"))
-                .bearer_auth(token)
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
-            Ok::<Value, anyhow::Error>(status)
-        };
-        let before = status(client.clone(), base.clone(), token.clone()).await?;
+        let up = std::process::Command::new("ip")
+            .args([
+                "-n",
+                &bus_ns,
+                "link",
+                "set",
+                busloket_e2e::lte::BUS_INTERFACE,
+                "up",
+            ])
+            .status()?;
+        ensure!(up.success(), "ip link set up failed: {up}");
         client
             .post(format!("{base}/api/v1/sync"))
             .bearer_auth(&token)
             .send()
             .await?
             .error_for_status()?;
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let time = |value: &Value| {
+            value
+                .as_str()
+                .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let now = status(client.clone(), base.clone(), token.clone()).await?;
-            // A round is in flight when an attempt started after the one before and after the
-            // last success.
-            let time = |value: &Value| {
-                value
-                    .as_str()
-                    .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
-            };
+            let now: Value = client
+                .get(format!("{base}/api/v1/sync"))
+                .bearer_auth(&token)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            ensure!(
+                now["waiting"].as_u64() > Some(0),
+                "every request was synced before the test could interrupt a round: {now:#}"
+            );
             let attempt = time(&now["last_attempt"]);
-            if attempt.is_some()
-                && attempt > time(&before["last_attempt"])
-                && time(&now["last_success"]) < attempt
-            {
+            if attempt.is_some() && time(&now["last_success"]) < attempt {
                 return Ok(());
             }
             ensure!(Instant::now() < deadline, "no round started: {now:#}");
@@ -202,8 +210,7 @@ fn a_link_cut_and_a_hub_killed_mid_round_lose_and_duplicate_nothing() -> Result<
     let mut ids = node.submit(&link, 0, 300, 3)?;
 
     // The link comes back, a round starts, and the link drops in the middle of it.
-    link.restore()?;
-    start_round(&node, &link)?;
+    restore_and_start_round(&node, &link)?;
     std::thread::sleep(Duration::from_millis(50));
     link.cut()?;
     let during = node.sync_status(&link)?;
@@ -219,8 +226,7 @@ fn a_link_cut_and_a_hub_killed_mid_round_lose_and_duplicate_nothing() -> Result<
     // comes back.
     link.cut()?;
     ids.extend(node.submit(&link, 300, 200, 3)?);
-    link.restore()?;
-    start_round(&node, &link)?;
+    restore_and_start_round(&node, &link)?;
     std::thread::sleep(Duration::from_millis(50));
     hub.kill_hard()?;
     let during = node.sync_status(&link)?;
