@@ -7,8 +7,9 @@ use automerge::{AutoCommit, ChangeHash, ObjType, ROOT, transaction::Transactable
 use busloket_hub::storage::{HubStorage, SledStorage};
 use busloket_hub::sync::{DeviceIdentity, Hub};
 use busloket_sync::at_rest::AtRestKey;
-use busloket_sync::protocol::{OutgoingDoc, Payload, build_upload};
+use busloket_sync::protocol::{ANSWER_BATCH_BYTES, Answer, OutgoingDoc, Payload, build_upload};
 use busloket_sync::record::{EventKind, NewEvent, RequestRecord};
+use busloket_sync::terms::RequestId;
 use ed25519_dalek::SigningKey;
 
 use crate::support::{Bus, device, event_id, request_id, time};
@@ -38,11 +39,7 @@ fn bus(number: u8) -> Bus {
 }
 
 /// One round: the bus uploads its outbox and applies the answer.
-fn round(
-    hub: &Hub<dyn HubStorage>,
-    bus: &mut Bus,
-    now: chrono::DateTime<chrono::Utc>,
-) -> busloket_sync::protocol::Answer {
+fn round(hub: &Hub<dyn HubStorage>, bus: &mut Bus, now: chrono::DateTime<chrono::Utc>) -> Answer {
     let body = bus.upload();
     let answer = hub.receive(&identity(bus), &body, now).unwrap();
     bus.apply(&answer)
@@ -59,6 +56,46 @@ fn hub_event(n: u32, kind: EventKind) -> NewEvent {
         by: "staff:it".into(),
         device: device("hub"),
         kind,
+    }
+}
+
+/// Rejects every request of `ids` at the hub with a reason of 200 000 letters drawn from `seed`
+/// that do not compress much (Automerge compresses large columns), so that a few fill an answer.
+fn reject_with_long_reasons(hub: &Hub<dyn HubStorage>, ids: &[RequestId], mut seed: u64) {
+    for (n, id) in ids.iter().enumerate() {
+        let reason: String = (0..200_000)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                char::from(b'a' + ((seed >> 33) % 26) as u8)
+            })
+            .collect();
+        hub.append_event(*id, hub_event(n as u32, EventKind::Rejected { reason }))
+            .unwrap();
+    }
+}
+
+/// An answer's payloads stay within the batch, unless one document alone is larger.
+fn assert_within_the_batch(answer: &Answer) {
+    let payload: usize = answer
+        .docs
+        .iter()
+        .filter_map(|doc| doc.payload.as_ref().map(Payload::len))
+        .sum();
+    assert!(
+        payload <= ANSWER_BATCH_BYTES || answer.docs.len() == 1,
+        "{payload} bytes in {} documents",
+        answer.docs.len()
+    );
+}
+
+fn assert_all_rejected(bus: &mut Bus, ids: &[RequestId]) {
+    for id in ids {
+        assert_eq!(
+            bus.records.get_mut(id).unwrap().status().unwrap().code(),
+            "rejected"
+        );
     }
 }
 
@@ -85,7 +122,7 @@ fn fifty_requests_are_acknowledged_a_resend_changes_nothing_and_a_restart_keeps_
         "every answer has its own checkpoint"
     );
     for doc in &answer.docs {
-        let id = busloket_sync::terms::RequestId::from_bytes(doc.id);
+        let id = RequestId::from_bytes(doc.id);
         assert_eq!(
             doc.heads,
             heads(bus.records.get_mut(&id).unwrap()),
@@ -283,31 +320,13 @@ fn a_large_answer_sets_more_and_drains_in_batches() {
     // Requests with a long rejection reason each, so that a few fill the answer's megabyte.
     let ids: Vec<_> = (0..20).map(|n| first.create(5, n)).collect();
     round(&hub, &mut first, time(4000));
-    let mut seed: u64 = 0x5eed;
-    for (n, id) in ids.iter().enumerate() {
-        // Letters that do not compress much (Automerge compresses large columns).
-        let reason: String = (0..200_000)
-            .map(|_| {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                char::from(b'a' + ((seed >> 33) % 26) as u8)
-            })
-            .collect();
-        hub.append_event(*id, hub_event(n as u32, EventKind::Rejected { reason }))
-            .unwrap();
-    }
+    reject_with_long_reasons(&hub, &ids, 0x5eed);
     let mut rounds = 0;
     let mut received = 0;
     loop {
         rounds += 1;
         let answer = round(&hub, &mut first, time(5000 + rounds));
-        let payload: usize = answer
-            .docs
-            .iter()
-            .filter_map(|doc| doc.payload.as_ref().map(Payload::len))
-            .sum();
-        assert!(payload <= busloket_sync::protocol::ANSWER_BATCH_BYTES || answer.docs.len() == 1);
+        assert_within_the_batch(&answer);
         received += answer.docs.len();
         if !answer.more {
             break;
@@ -319,12 +338,7 @@ fn a_large_answer_sets_more_and_drains_in_batches() {
         "20 × ~120 kB needs several answers, took {rounds}"
     );
     assert_eq!(received, 20);
-    for id in &ids {
-        assert_eq!(
-            first.records.get_mut(id).unwrap().status().unwrap().code(),
-            "rejected"
-        );
-    }
+    assert_all_rejected(&mut first, &ids);
     let answer = round(&hub, &mut first, time(6000));
     assert!(answer.docs.is_empty() && !answer.more);
 }
@@ -394,19 +408,7 @@ fn need_whole_documents_count_against_the_answer_batch() {
     let mut first = bus(8);
     let ids: Vec<_> = (0..12).map(|n| first.create(8, n)).collect();
     round(&hub, &mut first, time(4000));
-    let mut seed: u64 = 0xbeef;
-    for (n, id) in ids.iter().enumerate() {
-        let reason: String = (0..200_000)
-            .map(|_| {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                char::from(b'a' + ((seed >> 33) % 26) as u8)
-            })
-            .collect();
-        hub.append_event(*id, hub_event(n as u32, EventKind::Rejected { reason }))
-            .unwrap();
-    }
+    reject_with_long_reasons(&hub, &ids, 0xbeef);
     // The bus asks for every one whole: they cannot all go in one answer.
     let mut remaining = ids.clone();
     let mut rounds = 0;
@@ -414,16 +416,7 @@ fn need_whole_documents_count_against_the_answer_batch() {
         rounds += 1;
         first.need_whole = remaining.clone();
         let answer = round(&hub, &mut first, time(5000 + rounds));
-        let payload: usize = answer
-            .docs
-            .iter()
-            .filter_map(|doc| doc.payload.as_ref().map(Payload::len))
-            .sum();
-        assert!(
-            payload <= busloket_sync::protocol::ANSWER_BATCH_BYTES || answer.docs.len() == 1,
-            "{payload} bytes in {} documents",
-            answer.docs.len()
-        );
+        assert_within_the_batch(&answer);
         remaining.retain(|id| !answer.docs.iter().any(|doc| doc.id == *id.as_bytes()));
         if !answer.more {
             break;
@@ -432,10 +425,5 @@ fn need_whole_documents_count_against_the_answer_batch() {
     }
     assert!(rounds >= 2, "12 × ~120 kB needs several answers");
     assert!(remaining.is_empty(), "{} never sent", remaining.len());
-    for id in &ids {
-        assert_eq!(
-            first.records.get_mut(id).unwrap().status().unwrap().code(),
-            "rejected"
-        );
-    }
+    assert_all_rejected(&mut first, &ids);
 }
