@@ -9,7 +9,8 @@ use busloket_sync::record::RequestRecord;
 use busloket_sync::terms::RequestId;
 
 use crate::support::{
-    CENTRAL_IT_PASSWORD, City, RunningHub, bus_of, city, client, code_of, enrol, now, post_upload,
+    CENTRAL_IT_PASSWORD, City, RunningHub, bus_of, city, client, code_of, enrol, now,
+    post_to_upload, post_upload,
 };
 
 fn unpack(body: &[u8]) -> Upload {
@@ -48,9 +49,7 @@ async fn every_tampering_is_refused_with_its_code_and_nothing_stored_changes() {
     let mut bus2 = bus_of(&city.bundles["bus-2"], 2);
 
     let kept = bus.create(1, 1);
-    let (status, answer) = post_upload(&one, &hub.url, bus.upload()).await.unwrap();
-    assert_eq!(status, 200);
-    bus.apply(&answer);
+    hub.round(&one, &mut bus).await;
     let before = stored(&hub, kept).unwrap().save();
 
     // A flipped byte in a change.
@@ -117,27 +116,19 @@ async fn every_tampering_is_refused_with_its_code_and_nothing_stored_changes() {
 
     // No certificate: the device page is reachable, sync is not.
     let anonymous = client(&ca(&city), None);
-    let response = anonymous
-        .post(format!("{}/sync/v1/upload", hub.url))
-        .header("content-type", busloket_sync::protocol::MEDIA_TYPE)
-        .body(bus.upload())
-        .send()
+    let (status, _) = post_upload(&anonymous, &hub.url, bus.upload())
         .await
         .unwrap();
-    assert_eq!(response.status().as_u16(), 401);
+    assert_eq!(status, 401);
     // Too large, and the wrong media type.
     let (status, body) = post_upload(&one, &hub.url, vec![0; (4 << 20) + 1])
         .await
         .unwrap();
     assert_eq!((status, code_of(&body).as_str()), (413, "too-large"));
-    let response = one
-        .post(format!("{}/sync/v1/upload", hub.url))
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
+    let (status, _) = post_to_upload(&one, &hub.url, "application/json", "{}")
         .await
         .unwrap();
-    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(status, 400);
     hub.stop().await;
 }
 
@@ -156,27 +147,10 @@ async fn a_certificate_of_another_ca_fails_the_handshake() {
     let stranger = enrol(&stranger_ca, stranger_dir.path(), "bus-1");
     let hub = RunningHub::start(&city.config).await;
     // It trusts our hub, but presents a certificate our CA did not issue.
-    let client = {
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca(&city)).unwrap();
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_client_auth_cert(
-                vec![stranger.device_certificate().clone()],
-                rustls_pki_types::PrivateKeyDer::Pkcs8(stranger.device_key_der()),
-            )
-            .unwrap();
-        reqwest::Client::builder()
-            .use_preconfigured_tls(config)
-            .build()
-            .unwrap()
-    };
+    let foreign = client(&ca(&city), Some(&stranger));
     let mut bus = bus_of(&stranger, 9);
     bus.create(9, 1);
-    assert!(post_upload(&client, &hub.url, bus.upload()).await.is_err());
+    assert!(post_upload(&foreign, &hub.url, bus.upload()).await.is_err());
     assert!(quarantine_codes(&hub, "bus-1").is_empty());
     hub.stop().await;
 }
@@ -190,8 +164,7 @@ async fn a_revoked_device_is_refused_and_quarantined_and_the_crl_reaches_the_oth
     let mut bus1 = bus_of(&city.bundles["bus-1"], 1);
     let mut bus2 = bus_of(&city.bundles["bus-2"], 2);
     bus1.create(1, 1);
-    let (_, answer) = post_upload(&one, &hub.url, bus1.upload()).await.unwrap();
-    let answer = bus1.apply(&answer);
+    let answer = hub.round(&one, &mut bus1).await;
     let files: Vec<(String, u64)> = answer
         .files
         .iter()
@@ -199,9 +172,7 @@ async fn a_revoked_device_is_refused_and_quarantined_and_the_crl_reaches_the_oth
         .collect();
     assert_eq!(files, vec![("crl".to_owned(), 1), ("staff".to_owned(), 1)]);
     let earlier = bus2.create(2, 1);
-    let (status, answer) = post_upload(&two, &hub.url, bus2.upload()).await.unwrap();
-    assert_eq!(status, 200);
-    bus2.apply(&answer);
+    hub.round(&two, &mut bus2).await;
     let before = stored(&hub, earlier).unwrap().save();
 
     revoke_device(&city.ca_dir, &"bus-2".parse().unwrap(), now()).unwrap();
@@ -213,16 +184,33 @@ async fn a_revoked_device_is_refused_and_quarantined_and_the_crl_reaches_the_oth
     assert_eq!(stored(&hub, earlier).unwrap().save(), before);
 
     // bus-1's next answer carries the new list, and only that.
-    let (_, answer) = post_upload(&one, &hub.url, bus1.upload()).await.unwrap();
-    let answer = bus1.apply(&answer);
+    let answer = hub.round(&one, &mut bus1).await;
     assert_eq!(answer.files.len(), 1);
     assert_eq!(
         (answer.files[0].name.as_str(), answer.files[0].version),
         ("crl", 2)
     );
-    let (_, answer) = post_upload(&one, &hub.url, bus1.upload()).await.unwrap();
-    assert!(bus1.apply(&answer).files.is_empty());
+    assert!(hub.round(&one, &mut bus1).await.files.is_empty());
     hub.stop().await;
+}
+
+/// Posts the sign-in form as the page sends it (with its hidden `lang`).
+async fn sign_in(
+    browser: &reqwest::Client,
+    hub: &RunningHub,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    browser
+        .post(format!("{}/signin", hub.url))
+        .form(&[
+            ("username", username),
+            ("password", password),
+            ("lang", "en"),
+        ])
+        .send()
+        .await
+        .unwrap()
 }
 
 /// The session cookie from a sign-in response.
@@ -246,8 +234,7 @@ async fn the_device_page_needs_central_it_and_lists_every_device() {
     for n in 0..3 {
         bus1.create(1, n);
     }
-    let (_, answer) = post_upload(&one, &hub.url, bus1.upload()).await.unwrap();
-    bus1.apply(&answer);
+    hub.round(&one, &mut bus1).await;
     let browser = client(&ca(&city), None);
 
     let health: serde_json::Value = browser
@@ -274,31 +261,15 @@ async fn the_device_page_needs_central_it_and_lists_every_device() {
             .starts_with("/signin")
     );
 
-    let sign_in = |username: &'static str, password: &'static str| {
-        browser
-            .post(format!("{}/signin", hub.url))
-            .form(&[
-                ("username", username),
-                ("password", password),
-                ("lang", "en"),
-            ])
-            .send()
-    };
-    let refused = sign_in("clerk", "bus-clerk-2026").await.unwrap();
+    let refused = sign_in(&browser, &hub, "clerk", "bus-clerk-2026").await;
     assert_eq!(
         refused.status().as_u16(),
         401,
         "a bus clerk is not central IT"
     );
-    assert!(
-        sign_in("it", "wrong password")
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-            == 401
-    );
-    let response = sign_in("it", CENTRAL_IT_PASSWORD).await.unwrap();
+    let wrong = sign_in(&browser, &hub, "it", "wrong password").await;
+    assert_eq!(wrong.status().as_u16(), 401);
+    let response = sign_in(&browser, &hub, "it", CENTRAL_IT_PASSWORD).await;
     assert_eq!(response.status().as_u16(), 303);
     let cookie = session_cookie(&response).unwrap();
 
@@ -345,8 +316,7 @@ async fn a_decision_of_the_city_through_the_api_reaches_the_bus() {
     let one = client(&ca(&city), Some(&city.bundles["bus-1"]));
     let mut bus = bus_of(&city.bundles["bus-1"], 1);
     let id = bus.create(1, 1);
-    let (_, answer) = post_upload(&one, &hub.url, bus.upload()).await.unwrap();
-    bus.apply(&answer);
+    hub.round(&one, &mut bus).await;
 
     let browser = client(&ca(&city), None);
     let url = format!("{}/api/v1/requests/{id}/events", hub.url);
@@ -357,12 +327,7 @@ async fn a_decision_of_the_city_through_the_api_reaches_the_bus() {
         .await
         .unwrap();
     assert_eq!(unauthorised.status().as_u16(), 401);
-    let response = browser
-        .post(format!("{}/signin", hub.url))
-        .form(&[("username", "it"), ("password", CENTRAL_IT_PASSWORD)])
-        .send()
-        .await
-        .unwrap();
+    let response = sign_in(&browser, &hub, "it", CENTRAL_IT_PASSWORD).await;
     let cookie = session_cookie(&response).unwrap();
     let response = browser
         .post(&url)
@@ -385,8 +350,7 @@ async fn a_decision_of_the_city_through_the_api_reaches_the_bus() {
         "a rejected request cannot be approved"
     );
 
-    let (_, answer) = post_upload(&one, &hub.url, bus.upload()).await.unwrap();
-    let answer = bus.apply(&answer);
+    let answer = hub.round(&one, &mut bus).await;
     assert_eq!(answer.docs.len(), 1);
     let record = bus.records.get_mut(&id).unwrap();
     assert_eq!(record.status().unwrap().code(), "rejected");
@@ -405,15 +369,9 @@ async fn a_revoked_device_is_refused_before_the_media_type_and_the_size() {
     let one = client(&ca(&city), Some(&city.bundles["bus-1"]));
     revoke_device(&city.ca_dir, &"bus-1".parse().unwrap(), now()).unwrap();
 
-    let response = one
-        .post(format!("{}/sync/v1/upload", hub.url))
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
+    let (status, body) = post_to_upload(&one, &hub.url, "application/json", "{}")
         .await
         .unwrap();
-    let status = response.status().as_u16();
-    let body = response.bytes().await.unwrap();
     assert_eq!((status, code_of(&body).as_str()), (403, "device-revoked"));
 
     let limit = busloket_sync::protocol::MAX_BODY_BYTES;
@@ -456,8 +414,7 @@ async fn the_staff_file_sent_to_the_buses_holds_the_bus_clerks_only() {
     let mut bus = bus_of(&city.bundles["bus-1"], 1);
     let original = std::fs::read_to_string(&city.config.staff_file).unwrap();
 
-    let (_, answer) = post_upload(&one, &hub.url, bus.upload()).await.unwrap();
-    let answer = bus.apply(&answer);
+    let answer = hub.round(&one, &mut bus).await;
     let staff = answer.files.iter().find(|f| f.name == "staff").unwrap();
     assert_eq!(usernames(&staff.bytes), vec!["clerk"]);
     let text = String::from_utf8(staff.bytes.clone()).unwrap();
@@ -477,8 +434,7 @@ async fn the_staff_file_sent_to_the_buses_holds_the_bus_clerks_only() {
         original.replace("Ilse Tack", "Ilse Tack-Peeters"),
     )
     .unwrap();
-    let (_, answer) = post_upload(&one, &hub.url, bus.upload()).await.unwrap();
-    assert!(bus.apply(&answer).files.is_empty());
+    assert!(hub.round(&one, &mut bus).await.files.is_empty());
 
     // A change to a bus clerk's entry does, with a new version.
     std::fs::write(
@@ -488,8 +444,7 @@ async fn the_staff_file_sent_to_the_buses_holds_the_bus_clerks_only() {
             .replace("Jan Clerk", "Jan Klerk-Janssens"),
     )
     .unwrap();
-    let (_, answer) = post_upload(&one, &hub.url, bus.upload()).await.unwrap();
-    let answer = bus.apply(&answer);
+    let answer = hub.round(&one, &mut bus).await;
     assert_eq!(answer.files.len(), 1);
     assert!(answer.files[0].version > first);
     let text = String::from_utf8(answer.files[0].bytes.clone()).unwrap();

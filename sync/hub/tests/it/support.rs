@@ -338,6 +338,14 @@ impl RunningHub {
         }
     }
 
+    /// One round over HTTPS: `bus` uploads its outbox with `client`, the hub answers 200 and the
+    /// bus applies the answer.
+    pub async fn round(&self, client: &reqwest::Client, bus: &mut Bus) -> Answer {
+        let (status, body) = post_upload(client, &self.url, bus.upload()).await.unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        bus.apply(&body)
+    }
+
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -377,9 +385,19 @@ pub async fn post_upload(
     url: &str,
     body: Vec<u8>,
 ) -> Result<(u16, Vec<u8>), reqwest::Error> {
+    post_to_upload(client, url, protocol::MEDIA_TYPE, body).await
+}
+
+/// Posts `body` as `content_type` to the upload endpoint; the status and the body.
+pub async fn post_to_upload(
+    client: &reqwest::Client,
+    url: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> Result<(u16, Vec<u8>), reqwest::Error> {
     let response = client
         .post(format!("{url}/sync/v1/upload"))
-        .header("content-type", protocol::MEDIA_TYPE)
+        .header("content-type", content_type)
         .body(body)
         .send()
         .await?;
