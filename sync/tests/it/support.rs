@@ -1,5 +1,9 @@
 //! Fixtures shared by the integration tests: requests, events, actors, times and keys, all
 //! fixed so that results are reproducible.
+//!
+//! The hub's integration tests compile this file too (`sync/hub/tests/it/support.rs` includes it
+//! by `#[path]`): it may use only what `busloket-hub` depends on as well — `busloket-sync`,
+//! `automerge`, `chrono`, `sled` — and no dev-dependency of this crate.
 
 use std::path::Path;
 

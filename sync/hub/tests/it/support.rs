@@ -11,70 +11,42 @@ use busloket_hub::config::Config;
 use busloket_hub::server::{AppState, run};
 use busloket_provisioning::bundle::DeviceBundle;
 use busloket_provisioning::{RequestFiles, enroll_device, init_ca, load_bundle, request_device};
-use busloket_sync::national_number::NationalNumber;
 use busloket_sync::protocol::{
     self, Answer, FileVersion, OutgoingDoc, Payload, UploadHeader, bound_actor, build_upload,
     decode_answer,
 };
-use busloket_sync::record::{Delivery, EventId, NewRequest, Origin, Person, RequestRecord};
-use busloket_sync::terms::{
-    AuthStrength, Channel, DeliveryMethod, DeviceId, Language, Relation, RequestId,
-};
-use chrono::{DateTime, Utc};
+use busloket_sync::record::{NewRequest, Origin, RequestRecord};
+use busloket_sync::terms::{DeviceId, RequestId};
 use ed25519_dalek::SigningKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tempfile::TempDir;
 
-/// 2025-06-15 08:00:00 UTC plus `seconds`.
-pub fn time(seconds: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(1_749_974_400 + seconds, 0).unwrap()
-}
+/// The request fixtures of `busloket-sync`'s own tests (a made-up citizen, fixed times and ids),
+/// compiled here too so that one `NewRequest` literal follows the record model.
+#[path = "../../../tests/it/support.rs"]
+#[allow(dead_code, reason = "the store's tests use the rest of it")]
+mod fixtures;
 
-pub fn device(name: &str) -> DeviceId {
-    name.parse().unwrap()
-}
+pub use fixtures::{device, event_id, time};
 
+/// Request `n` of bus `bus`: the random part of its id says which bus made it, so ids of
+/// different buses never meet.
 pub fn request_id(bus: u8, n: u32) -> RequestId {
     let mut random = [bus; 10];
     random[6..].copy_from_slice(&n.to_be_bytes());
     RequestId::new(1_749_974_400_000 + u64::from(n), random)
 }
 
-pub fn event_id(n: u32) -> EventId {
-    let mut random = [3u8; 10];
-    random[6..].copy_from_slice(&n.to_be_bytes());
-    EventId::new(1_749_974_400_000 + u64::from(n), random)
-}
-
+/// The store tests' request `n`, made on `bus` under `id`.
 pub fn new_request(id: RequestId, bus: &DeviceId, n: u32) -> NewRequest {
-    let national_number: NationalNumber = "85.07.31-003.28".parse().unwrap();
-    let person = Person {
-        national_number,
-        name: "Marie Peeters".into(),
-    };
+    let request = fixtures::new_request(n);
     NewRequest {
         id,
-        document: "birth-extract".parse().unwrap(),
-        subject: person.clone(),
-        requester: person,
-        relation: Relation::Myself,
-        channel: Channel::BusKiosk,
-        language: Language::Nl,
-        document_language: Language::Nl,
-        delivery: Delivery {
-            method: DeliveryMethod::PrintHere,
-            email: None,
-        },
-        authentication: AuthStrength::CardPin,
-        purpose: None,
         origin: Origin {
             device: bus.clone(),
-            station: "kiosk-1".into(),
-            stop: Some("markt".parse().unwrap()),
-            at: time(i64::from(n) * 60),
+            ..request.origin
         },
-        queue_number: n + 1,
-        evidence: None,
+        ..request
     }
 }
 
