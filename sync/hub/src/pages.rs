@@ -264,6 +264,42 @@ fn device_rows(state: &AppState) -> Result<Vec<DeviceRow>, String> {
         .collect()
 }
 
+/// A data table: its caption and one `scope="col"` header a column (message keys both), then
+/// the rows.
+fn table(tr: Tr<'_>, caption: &str, columns: &[&str], rows: Markup) -> Markup {
+    html! {
+        table {
+            caption { (tr.t(caption)) }
+            thead {
+                tr {
+                    @for column in columns {
+                        th scope="col" { (tr.t(column)) }
+                    }
+                }
+            }
+            tbody { (rows) }
+        }
+    }
+}
+
+const DEVICE_COLUMNS: &[&str] = &[
+    "col-device",
+    "col-state",
+    "col-last-seen",
+    "col-last-sync",
+    "col-held",
+    "col-quarantine",
+];
+
+const QUARANTINE_COLUMNS: &[&str] = &[
+    "col-time",
+    "col-code",
+    "col-message",
+    "col-size",
+    "col-counter",
+    "col-request",
+];
+
 fn when(tr: Tr<'_>, ms: Option<i64>) -> String {
     ms.and_then(DateTime::<Utc>::from_timestamp_millis)
         .map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
@@ -294,40 +330,27 @@ async fn devices_page(
         @if rows.is_empty() {
             p { (tr.t("devices-empty")) }
         } @else {
-            table {
-                caption { (tr.t("devices-caption")) }
-                thead {
-                    tr {
-                        th scope="col" { (tr.t("col-device")) }
-                        th scope="col" { (tr.t("col-state")) }
-                        th scope="col" { (tr.t("col-last-seen")) }
-                        th scope="col" { (tr.t("col-last-sync")) }
-                        th scope="col" { (tr.t("col-held")) }
-                        th scope="col" { (tr.t("col-quarantine")) }
-                    }
-                }
-                tbody {
-                    @for row in &rows {
-                        tr data-device=(row.id) {
-                            th scope="row" { (row.id) }
-                            @if row.revoked {
-                                td.revoked { (tr.t("state-revoked")) }
-                            } @else {
-                                td { (tr.t("state-active")) }
-                            }
-                            td { (when(tr, row.state.last_seen_ms)) }
-                            td { (when(tr, row.state.last_sync_ms)) }
-                            td { (row.held) }
-                            td {
-                                a href={ "/devices/" (row.id) "/quarantine?lang=" (lang.code()) }
-                                  aria-label=(tr.t_with("show-quarantine", "device", row.id.as_str())) {
-                                    (row.quarantined)
-                                }
+            (table(tr, "devices-caption", DEVICE_COLUMNS, html! {
+                @for row in &rows {
+                    tr data-device=(row.id) {
+                        th scope="row" { (row.id) }
+                        @if row.revoked {
+                            td.revoked { (tr.t("state-revoked")) }
+                        } @else {
+                            td { (tr.t("state-active")) }
+                        }
+                        td { (when(tr, row.state.last_seen_ms)) }
+                        td { (when(tr, row.state.last_sync_ms)) }
+                        td { (row.held) }
+                        td {
+                            a href={ "/devices/" (row.id) "/quarantine?lang=" (lang.code()) }
+                              aria-label=(tr.t_with("show-quarantine", "device", row.id.as_str())) {
+                                (row.quarantined)
                             }
                         }
                     }
                 }
-            }
+            }))
         }
     };
     html_response(
@@ -389,31 +412,18 @@ async fn quarantine_page(
         @if entries.is_empty() {
             p { (tr.t("quarantine-empty")) }
         } @else {
-            table {
-                caption { (tr.t("quarantine-caption")) }
-                thead {
+            (table(tr, "quarantine-caption", QUARANTINE_COLUMNS, html! {
+                @for entry in &entries {
                     tr {
-                        th scope="col" { (tr.t("col-time")) }
-                        th scope="col" { (tr.t("col-code")) }
-                        th scope="col" { (tr.t("col-message")) }
-                        th scope="col" { (tr.t("col-size")) }
-                        th scope="col" { (tr.t("col-counter")) }
-                        th scope="col" { (tr.t("col-request")) }
+                        td { (when(tr, Some(entry.at_ms))) }
+                        td { code { (entry.code) } }
+                        td { (entry.message) }
+                        td { (entry.size) }
+                        td { (entry.counter.map(|c| c.to_string()).unwrap_or_default()) }
+                        td { (entry.request.map(|id| RequestId::from_bytes(id).to_string()).unwrap_or_default()) }
                     }
                 }
-                tbody {
-                    @for entry in &entries {
-                        tr {
-                            td { (when(tr, Some(entry.at_ms))) }
-                            td { code { (entry.code) } }
-                            td { (entry.message) }
-                            td { (entry.size) }
-                            td { (entry.counter.map(|c| c.to_string()).unwrap_or_default()) }
-                            td { (entry.request.map(|id| RequestId::from_bytes(id).to_string()).unwrap_or_default()) }
-                        }
-                    }
-                }
-            }
+            }))
         }
     };
     html_response(StatusCode::OK, frame(tr, &title, Some(&staff), &path, main))
@@ -475,6 +485,13 @@ async fn record_event(
     let event_id = event.id;
     let worker = state.clone();
     let result = tokio::task::spawn_blocking(move || worker.hub.append_event(id, event)).await;
+    let cannot_write = || {
+        api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the hub cannot write now",
+        )
+    };
     match result {
         Ok(Ok(view)) => (
             StatusCode::CREATED,
@@ -499,16 +516,11 @@ async fn record_event(
         }
         Ok(Err(error)) => {
             tracing::error!("recording an event failed: {}", error_chain(&error));
-            api_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the hub cannot write now",
-            )
+            cannot_write()
         }
-        Err(_) => api_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the hub cannot write now",
-        ),
+        Err(error) => {
+            tracing::error!("recording an event failed: {error}");
+            cannot_write()
+        }
     }
 }

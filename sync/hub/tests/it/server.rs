@@ -395,6 +395,25 @@ async fn a_revoked_device_is_refused_before_the_media_type_and_the_size() {
         vec![("device-revoked", 2), ("device-revoked", limit as u64)],
         "both kept, the large one up to the limit only"
     );
+
+    // Central IT sees both on the device's quarantine page, without their content.
+    let browser = client(&ca(&city), None);
+    let response = sign_in(&browser, &hub, "it", CENTRAL_IT_PASSWORD).await;
+    let cookie = session_cookie(&response).unwrap();
+    let page = browser
+        .get(format!("{}/devices/bus-1/quarantine?lang=en", hub.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<th scope=\"col\">Code</th>"), "{page}");
+    assert_eq!(
+        page.matches("<td><code>device-revoked</code></td>").count(),
+        2
+    );
     hub.stop().await;
 }
 
