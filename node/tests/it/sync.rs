@@ -21,7 +21,7 @@ use busloket_provisioning::{enroll_device, init_ca, request_device};
 use busloket_sync::protocol::{
     self, ANSWER_DOMAIN, Answer, AnswerDoc, decode_answer, encode_answer, open_upload,
 };
-use busloket_sync::terms::RequestId;
+use busloket_sync::terms::{DeviceId, RequestId};
 use chrono::{FixedOffset, TimeZone, Utc};
 use serde_json::json;
 
@@ -264,15 +264,7 @@ async fn the_console_shows_the_sync_panel_and_sync_now_wakes_the_loop() {
     assert_eq!(forced.status, StatusCode::ACCEPTED);
 
     // A request written here waits to go.
-    let created = call(
-        &app,
-        "POST",
-        "/api/v1/requests",
-        Some(&token),
-        Some(&request_body("78.03.12-037.01")),
-    )
-    .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    create_request(&app, &token).await;
     let status = call(&app, "GET", "/api/v1/sync", Some(&token), None).await;
     assert_eq!(status.body["waiting"], 1);
     let page = get_page(&app, "/staff", &cookie).await;
@@ -300,25 +292,9 @@ async fn an_unsynced_node_says_so() {
 #[tokio::test]
 async fn many_requests_go_in_several_batches_within_the_limit_and_leave_the_outbox() {
     let dir = tempfile::tempdir().unwrap();
-    let (state, _) = enrolled_state(dir.path(), "https://127.0.0.1:1");
-    let app = app(state.clone());
-    let token = sign_in(&app).await;
-    for _ in 0..24 {
-        let created = call(
-            &app,
-            "POST",
-            "/api/v1/requests",
-            Some(&token),
-            Some(&request_body("78.03.12-037.01")),
-        )
-        .await;
-        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    }
+    let (state, key, device) = outbox_of(dir.path(), 24).await;
     let store = state.store.clone();
     assert_eq!(store.outbox_len(), 24);
-    let enrolled = state.enrolled.clone().unwrap();
-    let key = enrolled.enrolment.bundle.device_signing_key().clone();
-    let device = state.config.device_id.clone();
 
     // A batch limit of a few requests' weight (the service uses protocol::BATCH_BYTES).
     let first = next_batch(&store, usize::MAX).unwrap();
@@ -349,25 +325,16 @@ async fn many_requests_go_in_several_batches_within_the_limit_and_leave_the_outb
             opened.docs.len()
         );
         answer_seq += 1;
-        let answer = Answer {
-            domain: ANSWER_DOMAIN.into(),
-            device: device.to_string(),
-            counter: prepared.counter,
-            answer_seq,
-            docs: opened
-                .docs
-                .iter()
-                .map(|doc| AnswerDoc {
-                    id: *doc.id.as_bytes(),
-                    heads: protocol::to_wire(&doc.heads),
-                    payload: None,
-                })
-                .collect(),
-            refused: Vec::new(),
-            files: Vec::new(),
-            more: false,
-        };
-        let answer = decode_answer(&encode_answer(&answer), &device, prepared.counter).unwrap();
+        let acknowledged = opened
+            .docs
+            .iter()
+            .map(|doc| AnswerDoc {
+                id: *doc.id.as_bytes(),
+                heads: protocol::to_wire(&doc.heads),
+                payload: None,
+            })
+            .collect();
+        let answer = answer_for(&prepared, &device, answer_seq, acknowledged);
         let settled = settle(&store, &prepared, answer).unwrap();
         assert_eq!(settled.acknowledged, prepared.sent.len());
     }
@@ -529,6 +496,19 @@ async fn the_wifi_listener_serves_https_to_a_client_that_trusts_the_city_ca() {
         .unwrap();
 }
 
+/// Writes a request through the API (a clerk at the desk, a card read).
+async fn create_request(app: &axum::Router, token: &str) {
+    let created = call(
+        app,
+        "POST",
+        "/api/v1/requests",
+        Some(token),
+        Some(&request_body("78.03.12-037.01")),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+}
+
 fn request_body(number: &str) -> String {
     json!({
         "document": "birth-extract",
@@ -641,27 +621,12 @@ async fn the_hubs_bus_clerks_sign_in_and_the_configuration_wins_a_clash() {
 }
 
 /// A store with `count` requests written here, its device and key.
-async fn outbox_of(
-    dir: &Path,
-    count: usize,
-) -> (
-    AppState,
-    ed25519_dalek::SigningKey,
-    busloket_sync::terms::DeviceId,
-) {
+async fn outbox_of(dir: &Path, count: usize) -> (AppState, ed25519_dalek::SigningKey, DeviceId) {
     let (state, _) = enrolled_state(dir, "https://127.0.0.1:1");
     let app = app(state.clone());
     let token = sign_in(&app).await;
     for _ in 0..count {
-        let created = call(
-            &app,
-            "POST",
-            "/api/v1/requests",
-            Some(&token),
-            Some(&request_body("78.03.12-037.01")),
-        )
-        .await;
-        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+        create_request(&app, &token).await;
     }
     let enrolled = state.enrolled.clone().unwrap();
     let key = enrolled.enrolment.bundle.device_signing_key().clone();
@@ -669,19 +634,24 @@ async fn outbox_of(
     (state, key, device)
 }
 
-fn answer_for(prepared: &PreparedUpload, device: &str, docs: Vec<AnswerDoc>) -> Answer {
+/// The hub's answer `answer_seq` to `prepared` with `docs`, through the wire format.
+fn answer_for(
+    prepared: &PreparedUpload,
+    device: &DeviceId,
+    answer_seq: u64,
+    docs: Vec<AnswerDoc>,
+) -> Answer {
     let answer = Answer {
         domain: ANSWER_DOMAIN.into(),
-        device: device.to_owned(),
+        device: device.to_string(),
         counter: prepared.counter,
-        answer_seq: 7,
+        answer_seq,
         docs,
         refused: Vec::new(),
         files: Vec::new(),
         more: false,
     };
-    let device = device.parse().unwrap();
-    decode_answer(&encode_answer(&answer), &device, prepared.counter).unwrap()
+    decode_answer(&encode_answer(&answer), device, prepared.counter).unwrap()
 }
 
 #[tokio::test]
@@ -709,7 +679,8 @@ async fn a_payload_the_store_refuses_is_asked_for_whole_and_shown_by_kind() {
     let stranger = RequestId::new(1_750_000_000_000, [7; 10]);
     let answer = answer_for(
         &prepared,
-        device.as_str(),
+        &device,
+        7,
         vec![
             AnswerDoc {
                 id: *own.id.as_bytes(),
@@ -753,7 +724,8 @@ async fn a_payload_the_store_refuses_is_asked_for_whole_and_shown_by_kind() {
     assert_eq!(prepared.need_whole, [stranger]);
     let answer = answer_for(
         &prepared,
-        device.as_str(),
+        &device,
+        7,
         vec![AnswerDoc {
             id: *stranger.as_bytes(),
             heads: protocol::to_wire(&own.heads),
@@ -789,7 +761,7 @@ async fn a_missing_base_reset_is_sent_again_at_once() {
         need_whole: Vec::new(),
     };
     let prepared = prepare_upload(&store, &key, &device, Utc::now(), usize::MAX).unwrap();
-    let mut answer = answer_for(&prepared, device.as_str(), Vec::new());
+    let mut answer = answer_for(&prepared, &device, 7, Vec::new());
     answer.refused.push(protocol::DocRefusal {
         id: *id.as_bytes(),
         code: "missing-base".into(),
