@@ -21,6 +21,7 @@ pub mod error;
 pub mod pki;
 pub mod registry;
 pub mod request;
+pub mod staff_password;
 
 pub use bundle::{BundleError, DeviceBundle, load_bundle};
 pub use ca::{init_ca, revoke_device};
@@ -28,6 +29,7 @@ pub use crl::{RevocationList, load_crl};
 pub use enroll::{RequestFiles, enroll_device};
 pub use error::TrustError;
 pub use request::request_device;
+pub use staff_password::verify_staff_password;
 
 use std::path::Path;
 
