@@ -23,7 +23,8 @@ pub use self::answer::{
     Answer, AnswerDoc, DocRefusal, FileVersion, SyncedFile, decode_answer, encode_answer,
 };
 pub use self::upload::{
-    OutgoingDoc, UploadHeader, VerifiedDoc, VerifiedUpload, build_upload, open_upload,
+    ChangeInfo, OutgoingDoc, UploadHeader, VerifiedDoc, VerifiedPayload, VerifiedUpload,
+    build_upload, open_upload,
 };
 pub use self::upload::{from_wire, to_wire};
 pub use self::wire::{Hash, Manifest, ManifestDoc, Payload, Upload};

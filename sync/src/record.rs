@@ -16,7 +16,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use automerge::transaction::CommitOptions;
-use automerge::{ActorId, AutoCommit, AutomergeError, Change, ChangeHash, ReadDoc};
+use automerge::{ActorId, AutoCommit, AutomergeError, Change, ChangeHash, ReadDoc, SaveOptions};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -367,11 +367,32 @@ impl RequestRecord {
     /// Loads a saved record (a snapshot, optionally followed by incremental chunks) and checks its
     /// schema version, fields and events.
     pub fn load(bytes: &[u8]) -> Result<RequestRecord, RecordError> {
-        let record = RequestRecord {
-            doc: AutoCommit::load(bytes)?,
-        };
+        let record = RequestRecord::load_unviewed(bytes)?;
         record.view()?;
         Ok(record)
+    }
+
+    /// Loads saved bytes without checking the record: only for bytes this replica saved and
+    /// sealed itself (checked when they were written), and by a caller that views the record
+    /// before trusting what it changed. Viewing costs as much as the loading.
+    pub fn load_unviewed(bytes: &[u8]) -> Result<RequestRecord, RecordError> {
+        Ok(RequestRecord {
+            doc: AutoCommit::load(bytes)?,
+        })
+    }
+
+    /// Takes a document that holds a request (from another replica's changes or payload) and
+    /// checks it as [`Self::load`] does; returns the view it checked.
+    pub fn from_document(doc: AutoCommit) -> Result<(RequestRecord, RequestView), RecordError> {
+        let record = RequestRecord::from_document_unviewed(doc);
+        let view = record.view()?;
+        Ok((record, view))
+    }
+
+    /// Takes a document without checking it: the caller views the record before trusting it
+    /// (the hub does, once, after applying an upload to it).
+    pub fn from_document_unviewed(doc: AutoCommit) -> RequestRecord {
+        RequestRecord { doc }
     }
 
     /// Applies saved bytes from elsewhere (incremental chunks, another replica's changes). Changes
@@ -471,9 +492,14 @@ impl RequestRecord {
         })
     }
 
-    /// The whole document, compact.
+    /// The whole document, compact. Its columns are not DEFLATE-compressed: that took 95 % of
+    /// the time of saving, and every place a record goes compresses it anyway (zstd on the
+    /// wire) or is small next to the cost (the store).
     pub fn save(&mut self) -> Vec<u8> {
-        self.doc.save()
+        self.doc.save_with_options(SaveOptions {
+            deflate: false,
+            retain_orphans: true,
+        })
     }
 
     /// The changes since the last [`Self::save`] or `save_incremental` of this value (everything,
@@ -501,6 +527,16 @@ impl RequestRecord {
     pub fn apply_changes(&mut self, changes: Vec<Change>) -> Result<(), RecordError> {
         self.doc.apply_changes(changes)?;
         Ok(())
+    }
+
+    /// The hashes of every change of the record (cheaper than [`Self::changes_since`]`(&[])`:
+    /// no change is rebuilt).
+    pub fn change_hashes(&mut self) -> Vec<ChangeHash> {
+        self.doc
+            .get_changes_meta(&[])
+            .into_iter()
+            .map(|meta| meta.hash)
+            .collect()
     }
 
     /// Whether the record has the change `hash`.

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use automerge::{Automerge, Change, ChangeHash};
+use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 
@@ -25,16 +25,18 @@ impl OutgoingDoc {
     /// The changes of `record` since `base` (the heads the hub acknowledged): the whole
     /// document when `base` is empty, else the changes themselves.
     pub fn from_record(id: RequestId, record: &mut RequestRecord, base: &[ChangeHash]) -> Self {
-        let changes = record.changes_since(base);
-        let hashes = changes.iter().map(Change::hash).collect();
-        let payload = if base.is_empty() {
-            Payload::Document(record.save())
+        let (hashes, payload) = if base.is_empty() {
+            (record.change_hashes(), Payload::Document(record.save()))
         } else {
-            Payload::Changes(
-                changes
-                    .iter()
-                    .map(|change| change.raw_bytes().to_vec())
-                    .collect(),
+            let changes = record.changes_since(base);
+            (
+                changes.iter().map(Change::hash).collect(),
+                Payload::Changes(
+                    changes
+                        .iter()
+                        .map(|change| change.raw_bytes().to_vec())
+                        .collect(),
+                ),
             )
         };
         OutgoingDoc {
@@ -120,7 +122,39 @@ pub struct VerifiedDoc {
     pub base: Vec<ChangeHash>,
     pub heads: Vec<ChangeHash>,
     /// Every change of the payload; their hashes are the manifest's.
-    pub changes: Vec<Change>,
+    pub changes: Vec<ChangeInfo>,
+    pub payload: VerifiedPayload,
+}
+
+/// What the hub needs to know of one change it received.
+#[derive(Debug, Clone)]
+pub struct ChangeInfo {
+    /// Computed here from the change's content.
+    pub hash: ChangeHash,
+    pub actor: ActorId,
+    pub deps: Vec<ChangeHash>,
+}
+
+/// A checked payload, parsed once.
+#[derive(Debug)]
+pub enum VerifiedPayload {
+    /// The whole document, loaded: Automerge rebuilt every change from its operations and
+    /// hashed it, and checked the heads it names. Boxed: a document is large next to a vector.
+    Document(Box<AutoCommit>),
+    Changes(Vec<Change>),
+}
+
+impl VerifiedDoc {
+    /// The payload's bytes, to keep in quarantine.
+    pub fn raw_bytes(&self) -> Vec<u8> {
+        match &self.payload {
+            VerifiedPayload::Document(document) => document.clone().save(),
+            VerifiedPayload::Changes(changes) => changes
+                .iter()
+                .flat_map(|change| change.raw_bytes().iter().copied())
+                .collect(),
+        }
+    }
 }
 
 impl VerifiedDoc {
@@ -133,11 +167,11 @@ impl VerifiedDoc {
         mut is_known: impl FnMut(&ChangeHash) -> bool,
     ) -> Result<(), ProtocolError> {
         for change in &self.changes {
-            if !actor_is_bound(change.actor_id(), public_key) && !is_known(&change.hash()) {
+            if !actor_is_bound(&change.actor, public_key) && !is_known(&change.hash) {
                 return Err(ProtocolError::ForeignActor {
                     id: self.id.to_string(),
-                    hash: change.hash().to_string(),
-                    actor: change.actor_id().to_hex_string(),
+                    hash: change.hash.to_string(),
+                    actor: change.actor.to_hex_string(),
                 });
             }
         }
@@ -205,14 +239,38 @@ fn verify_doc(entry: &ManifestDoc, payload: Payload) -> Result<VerifiedDoc, Prot
         id: id.to_string(),
         detail,
     };
-    let changes = match payload {
-        Payload::Document(bytes) => Automerge::load(&bytes)
-            .map_err(|error| bad_payload(error.to_string()))?
-            .get_changes(&[]),
-        Payload::Changes(chunks) => chunks
-            .into_iter()
-            .map(|bytes| Change::from_bytes(bytes).map_err(|error| bad_payload(error.to_string())))
-            .collect::<Result<Vec<_>, _>>()?,
+    let (changes, payload): (Vec<ChangeInfo>, _) = match payload {
+        Payload::Document(bytes) => {
+            let mut document =
+                AutoCommit::load(&bytes).map_err(|error| bad_payload(error.to_string()))?;
+            let changes = document
+                .get_changes_meta(&[])
+                .into_iter()
+                .map(|meta| ChangeInfo {
+                    hash: meta.hash,
+                    actor: meta.actor.into_owned(),
+                    deps: meta.deps,
+                })
+                .collect();
+            (changes, VerifiedPayload::Document(Box::new(document)))
+        }
+        Payload::Changes(chunks) => {
+            let changes = chunks
+                .into_iter()
+                .map(|bytes| {
+                    Change::from_bytes(bytes).map_err(|error| bad_payload(error.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let infos = changes
+                .iter()
+                .map(|change| ChangeInfo {
+                    hash: change.hash(),
+                    actor: change.actor_id().clone(),
+                    deps: change.deps().to_vec(),
+                })
+                .collect();
+            (infos, VerifiedPayload::Changes(changes))
+        }
     };
     check_hashes(id, entry, &changes)?;
     let doc = VerifiedDoc {
@@ -220,6 +278,7 @@ fn verify_doc(entry: &ManifestDoc, payload: Payload) -> Result<VerifiedDoc, Prot
         base: from_wire(&entry.base),
         heads: from_wire(&entry.heads),
         changes,
+        payload,
     };
     check_heads(&doc)?;
     Ok(doc)
@@ -230,7 +289,7 @@ fn verify_doc(entry: &ManifestDoc, payload: Payload) -> Result<VerifiedDoc, Prot
 fn check_hashes(
     id: RequestId,
     entry: &ManifestDoc,
-    changes: &[Change],
+    changes: &[ChangeInfo],
 ) -> Result<(), ProtocolError> {
     if changes.len() != entry.changes.len() {
         return Err(ProtocolError::ChangeCount {
@@ -239,7 +298,7 @@ fn check_hashes(
             carried: changes.len(),
         });
     }
-    let mut computed: Vec<Hash> = changes.iter().map(|change| change.hash().0).collect();
+    let mut computed: Vec<Hash> = changes.iter().map(|change| change.hash.0).collect();
     let mut listed = entry.changes.clone();
     computed.sort_unstable();
     listed.sort_unstable();
@@ -265,11 +324,11 @@ fn check_hashes(
 /// Every change the payload carries leads to the manifest's heads (none dangles outside what
 /// was signed), and every head is one of those changes or of the base.
 fn check_heads(doc: &VerifiedDoc) -> Result<(), ProtocolError> {
-    let sent: HashSet<ChangeHash> = doc.changes.iter().map(Change::hash).collect();
+    let sent: HashSet<ChangeHash> = doc.changes.iter().map(|change| change.hash).collect();
     let depended_on: HashSet<ChangeHash> = doc
         .changes
         .iter()
-        .flat_map(|change| change.deps().iter().copied())
+        .flat_map(|change| change.deps.iter().copied())
         .collect();
     let heads: HashSet<ChangeHash> = doc.heads.iter().copied().collect();
     if let Some(tip) = sent

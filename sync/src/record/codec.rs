@@ -23,7 +23,9 @@
 use std::str::FromStr;
 
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, AutomergeError, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{
+    AutoCommit, AutomergeError, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value, ValueRef,
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
@@ -167,30 +169,70 @@ pub(super) struct ReadFields {
 
 type Parse<T> = fn(&AutoCommit, &Value<'_>, &ObjId) -> Result<T, String>;
 
+/// One key of a map: the value Automerge's `get` picks, its object id when it is an object, and
+/// whether concurrent values exist.
+struct Entry {
+    key: String,
+    value: Value<'static>,
+    obj: ObjId,
+    conflict: bool,
+}
+
+/// The entries of one map, read in one pass: a `get` per key costs Automerge a seek each, about
+/// six times the pass (it made reading a record the hub's main cost).
+struct Entries(Vec<Entry>);
+
+impl Entries {
+    fn read(doc: &AutoCommit, map: &ObjId) -> Entries {
+        Entries(
+            doc.map_range(map, ..)
+                .map(|item| {
+                    let obj = match item.value {
+                        ValueRef::Object(_) => item.id(),
+                        ValueRef::Scalar(_) => ObjId::Root,
+                    };
+                    Entry {
+                        key: item.key.into_owned(),
+                        value: item.value.into_value(),
+                        obj,
+                        conflict: item.conflict,
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<&Entry> {
+        self.0.iter().find(|entry| entry.key == key)
+    }
+}
+
 /// Reads and checks the set-once fields. The schema is checked first, so a newer record gets a
 /// clear "unsupported schema" rather than a confusing field error.
 pub(super) fn read_fields(doc: &AutoCommit) -> Result<ReadFields, RecordError> {
+    let root = Entries::read(doc, &ROOT);
     let mut conflicts = Vec::new();
-    let schema = required(doc, "schema", parse_uint, &mut conflicts)?;
+    let schema = required(doc, &root, "schema", parse_uint, &mut conflicts)?;
     if schema != u64::from(SCHEMA_VERSION) {
         return Err(RecordError::UnsupportedSchema { found: schema });
     }
     let c = &mut conflicts;
+    let r = &root;
     let fields = NewRequest {
-        id: required(doc, "id", parse_text, c)?,
-        document: required(doc, "document", parse_text, c)?,
-        subject: required(doc, "subject", parse_person, c)?,
-        requester: required(doc, "requester", parse_person, c)?,
-        relation: required(doc, "relation", parse_text, c)?,
-        channel: required(doc, "channel", parse_text, c)?,
-        language: required(doc, "language", parse_text, c)?,
-        document_language: required(doc, "document_language", parse_text, c)?,
-        delivery: required(doc, "delivery", parse_delivery, c)?,
-        authentication: required(doc, "authentication", parse_text, c)?,
-        purpose: field(doc, "purpose", parse_text, c)?,
-        origin: required(doc, "origin", parse_origin, c)?,
-        queue_number: required(doc, "queue_number", parse_queue_number, c)?,
-        evidence: field(doc, "evidence", parse_evidence, c)?,
+        id: required(doc, r, "id", parse_text, c)?,
+        document: required(doc, r, "document", parse_text, c)?,
+        subject: required(doc, r, "subject", parse_person, c)?,
+        requester: required(doc, r, "requester", parse_person, c)?,
+        relation: required(doc, r, "relation", parse_text, c)?,
+        channel: required(doc, r, "channel", parse_text, c)?,
+        language: required(doc, r, "language", parse_text, c)?,
+        document_language: required(doc, r, "document_language", parse_text, c)?,
+        delivery: required(doc, r, "delivery", parse_delivery, c)?,
+        authentication: required(doc, r, "authentication", parse_text, c)?,
+        purpose: field(doc, r, "purpose", parse_text, c)?,
+        origin: required(doc, r, "origin", parse_origin, c)?,
+        queue_number: required(doc, r, "queue_number", parse_queue_number, c)?,
+        evidence: field(doc, r, "evidence", parse_evidence, c)?,
     };
     Ok(ReadFields {
         schema,
@@ -201,19 +243,21 @@ pub(super) fn read_fields(doc: &AutoCommit) -> Result<ReadFields, RecordError> {
 
 fn required<T: PartialEq + Serialize>(
     doc: &AutoCommit,
+    root: &Entries,
     key: &'static str,
     parse: Parse<T>,
     conflicts: &mut Vec<FieldConflict>,
 ) -> Result<T, RecordError> {
-    field(doc, key, parse, conflicts)?.ok_or(RecordError::Missing {
+    field(doc, root, key, parse, conflicts)?.ok_or(RecordError::Missing {
         field: key.to_owned(),
     })
 }
 
-/// Reads a root field: the value Automerge's `get` picks (the same on every replica), and every
-/// distinct concurrent value from `get_all` into `conflicts`.
+/// Reads a root field: the value Automerge's `get` picks (the same on every replica), and, when
+/// there are concurrent values, every distinct one from `get_all` into `conflicts`.
 fn field<T: PartialEq + Serialize>(
     doc: &AutoCommit,
+    root: &Entries,
     key: &'static str,
     parse: Parse<T>,
     conflicts: &mut Vec<FieldConflict>,
@@ -222,10 +266,13 @@ fn field<T: PartialEq + Serialize>(
         field: key.to_owned(),
         reason,
     };
-    let Some((value, obj)) = doc.get(ROOT, key)? else {
+    let Some(entry) = root.get(key) else {
         return Ok(None);
     };
-    let winner = parse(doc, &value, &obj).map_err(invalid)?;
+    let winner = parse(doc, &entry.value, &entry.obj).map_err(invalid)?;
+    if !entry.conflict {
+        return Ok(Some(winner));
+    }
     let mut values: Vec<T> = Vec::new();
     for (value, obj) in doc.get_all(ROOT, key)? {
         let value = parse(doc, &value, &obj).map_err(invalid)?;
@@ -279,34 +326,33 @@ fn parse_time(value: &Value<'_>) -> Result<DateTime<Utc>, String> {
     }
 }
 
-/// Checks that a value is a map and hands back its object id.
-fn as_map<'a>(value: &Value<'_>, obj: &'a ObjId) -> Result<&'a ObjId, String> {
+/// The entries of a value that must be a map.
+fn map_entries(doc: &AutoCommit, value: &Value<'_>, obj: &ObjId) -> Result<Entries, String> {
     match value {
-        Value::Object(ObjType::Map) => Ok(obj),
+        Value::Object(ObjType::Map) => Ok(Entries::read(doc, obj)),
         other => Err(format!("expected a map, found {other}")),
     }
 }
 
 /// One key of a nested map, parsed; `None` when absent.
 fn member<T>(
-    doc: &AutoCommit,
-    map: &ObjId,
+    map: &Entries,
     key: &str,
     parse: impl FnOnce(&Value<'_>) -> Result<T, String>,
 ) -> Result<Option<T>, String> {
-    match doc.get(map, key).map_err(|error| error.to_string())? {
-        Some((value, _)) => parse(&value)
+    match map.get(key) {
+        Some(entry) => parse(&entry.value)
             .map(Some)
             .map_err(|reason| format!("`{key}`: {reason}")),
         None => Ok(None),
     }
 }
 
-fn text_member<T: FromStr>(doc: &AutoCommit, map: &ObjId, key: &str) -> Result<Option<T>, String>
+fn text_member<T: FromStr>(map: &Entries, key: &str) -> Result<Option<T>, String>
 where
     T::Err: std::fmt::Display,
 {
-    member(doc, map, key, |value| {
+    member(map, key, |value| {
         let text = value
             .as_str()
             .ok_or_else(|| format!("expected a string, found {value}"))?;
@@ -314,27 +360,27 @@ where
     })
 }
 
-fn required_text<T: FromStr>(doc: &AutoCommit, map: &ObjId, key: &str) -> Result<T, String>
+fn required_text<T: FromStr>(map: &Entries, key: &str) -> Result<T, String>
 where
     T::Err: std::fmt::Display,
 {
-    text_member(doc, map, key)?.ok_or_else(|| format!("`{key}` is missing"))
+    text_member(map, key)?.ok_or_else(|| format!("`{key}` is missing"))
 }
 
 fn parse_person(doc: &AutoCommit, value: &Value<'_>, obj: &ObjId) -> Result<Person, String> {
-    let map = as_map(value, obj)?;
-    let national_number: NationalNumber = required_text(doc, map, "national_number")?;
+    let map = map_entries(doc, value, obj)?;
+    let national_number: NationalNumber = required_text(&map, "national_number")?;
     Ok(Person {
         national_number,
-        name: required_text(doc, map, "name")?,
+        name: required_text(&map, "name")?,
     })
 }
 
 fn parse_delivery(doc: &AutoCommit, value: &Value<'_>, obj: &ObjId) -> Result<Delivery, String> {
-    let map = as_map(value, obj)?;
+    let map = map_entries(doc, value, obj)?;
     Ok(Delivery {
-        method: required_text(doc, map, "method")?,
-        email: text_member(doc, map, "email")?,
+        method: required_text(&map, "method")?,
+        email: text_member(&map, "email")?,
     })
 }
 
@@ -343,33 +389,32 @@ fn parse_evidence(
     value: &Value<'_>,
     obj: &ObjId,
 ) -> Result<CardEvidence, String> {
-    let map = as_map(value, obj)?;
+    let map = map_entries(doc, value, obj)?;
     let flag = |key: &str| {
-        member(doc, map, key, |value| match value.as_scalar() {
+        member(&map, key, |value| match value.as_scalar() {
             Some(ScalarValue::Boolean(flag)) => Ok(*flag),
             _ => Err(format!("expected a boolean, found {value}")),
         })?
         .ok_or_else(|| format!("`{key}` is missing"))
     };
-    let hash: String = required_text(doc, map, "identity_file_sha256")?;
+    let hash: String = required_text(&map, "identity_file_sha256")?;
     if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!(
             "`identity_file_sha256` is not a SHA-256 in hex: {hash:?}"
         ));
     }
-    let applet_version = member(doc, map, "applet_version", |value| {
-        match value.as_scalar() {
-            Some(ScalarValue::Uint(number)) => {
-                u8::try_from(*number).map_err(|_| format!("{number} is too large"))
-            }
-            _ => Err(format!("expected a whole number, found {value}")),
+    let applet_version = member(&map, "applet_version", |value| match value.as_scalar() {
+        Some(ScalarValue::Uint(number)) => {
+            u8::try_from(*number).map_err(|_| format!("{number} is too large"))
         }
+        _ => Err(format!("expected a whole number, found {value}")),
     })?
     .ok_or("`applet_version` is missing")?;
-    let holder = match doc.get(map, "holder").map_err(|err| err.to_string())? {
-        Some((value, obj)) => {
-            Some(parse_holder(doc, &value, &obj).map_err(|reason| format!("`holder`: {reason}"))?)
-        }
+    let holder = match map.get("holder") {
+        Some(entry) => Some(
+            parse_holder(doc, &entry.value, &entry.obj)
+                .map_err(|reason| format!("`holder`: {reason}"))?,
+        ),
         None => None,
     };
     Ok(CardEvidence {
@@ -386,28 +431,28 @@ fn parse_holder(
     value: &Value<'_>,
     obj: &ObjId,
 ) -> Result<HolderEvidence, String> {
-    let map = as_map(value, obj)?;
+    let map = map_entries(doc, value, obj)?;
     let bytes = |key: &str| {
-        member(doc, map, key, |value| match value.as_scalar() {
+        member(&map, key, |value| match value.as_scalar() {
             Some(ScalarValue::Bytes(bytes)) if !bytes.is_empty() => Ok(bytes.clone()),
             _ => Err(format!("expected bytes, found {value}")),
         })?
         .ok_or_else(|| format!("`{key}` is missing"))
     };
     Ok(HolderEvidence {
-        algorithm: required_text(doc, map, "algorithm")?,
+        algorithm: required_text(&map, "algorithm")?,
         signature: bytes("signature")?,
         certificate: bytes("certificate")?,
     })
 }
 
 fn parse_origin(doc: &AutoCommit, value: &Value<'_>, obj: &ObjId) -> Result<Origin, String> {
-    let map = as_map(value, obj)?;
+    let map = map_entries(doc, value, obj)?;
     Ok(Origin {
-        device: required_text(doc, map, "device")?,
-        station: required_text(doc, map, "station")?,
-        stop: text_member(doc, map, "stop")?,
-        at: member(doc, map, "at", parse_time)?.ok_or("`at` is missing")?,
+        device: required_text(&map, "device")?,
+        station: required_text(&map, "station")?,
+        stop: text_member(&map, "stop")?,
+        at: member(&map, "at", parse_time)?.ok_or("`at` is missing")?,
     })
 }
 
@@ -437,12 +482,11 @@ pub(super) fn read_events(doc: &AutoCommit) -> Result<Vec<Event>, RecordError> {
         if !matches!(value, Value::Object(ObjType::List)) {
             return Err(invalid_events(format!("expected a list, found {value}")));
         }
-        for index in 0..doc.length(&list) {
-            let Some((value, obj)) = doc.get(&list, index)? else {
-                continue;
-            };
-            let event = as_map(&value, &obj)
-                .and_then(|map| read_event(doc, map))
+        for item in doc.list_range(&list, ..) {
+            let index = item.index;
+            let value = item.value.clone().into_value();
+            let event = map_entries(doc, &value, &item.id())
+                .and_then(|map| read_event(doc, &map))
                 .map_err(|reason| RecordError::Invalid {
                     field: format!("events[{index}]"),
                     reason,
@@ -462,14 +506,14 @@ pub(super) fn read_events(doc: &AutoCommit) -> Result<Vec<Event>, RecordError> {
     Ok(events)
 }
 
-fn read_event(doc: &AutoCommit, map: &ObjId) -> Result<Event, String> {
-    let text = |key: &str| required_text::<String>(doc, map, key);
+fn read_event(doc: &AutoCommit, map: &Entries) -> Result<Event, String> {
+    let text = |key: &str| required_text::<String>(map, key);
     let code = text("kind")?;
     let kind = match code.as_str() {
         "submitted" => EventKind::Submitted,
         "eligibility-decided" => EventKind::EligibilityDecided {
-            outcome: required_text(doc, map, "outcome")?,
-            reason: text_member(doc, map, "reason")?,
+            outcome: required_text(map, "outcome")?,
+            reason: text_member(map, "reason")?,
         },
         "approved" => EventKind::Approved,
         "rejected" => EventKind::Rejected {
@@ -496,33 +540,37 @@ fn read_event(doc: &AutoCommit, map: &ObjId) -> Result<Event, String> {
         other => return Err(format!("unknown event kind `{other}`")),
     };
     Ok(Event {
-        id: required_text(doc, map, "id")?,
-        at: member(doc, map, "at", parse_time)?.ok_or("`at` is missing")?,
+        id: required_text(map, "id")?,
+        at: member(map, "at", parse_time)?.ok_or("`at` is missing")?,
         by: text("by")?,
-        device: required_text(doc, map, "device")?,
+        device: required_text(map, "device")?,
         kind,
         seen: read_ids(doc, map, "seen")?,
     })
 }
 
-fn read_ids(doc: &AutoCommit, map: &ObjId, key: &str) -> Result<Vec<EventId>, String> {
-    let list = match doc.get(map, key).map_err(|error| error.to_string())? {
-        Some((Value::Object(ObjType::List), list)) => list,
-        Some((other, _)) => return Err(format!("`{key}`: expected a list, found {other}")),
+fn read_ids(doc: &AutoCommit, map: &Entries, key: &str) -> Result<Vec<EventId>, String> {
+    let list = match map.get(key) {
+        Some(Entry {
+            value: Value::Object(ObjType::List),
+            obj,
+            ..
+        }) => obj,
+        Some(other) => {
+            return Err(format!("`{key}`: expected a list, found {}", other.value));
+        }
         None => return Err(format!("`{key}` is missing")),
     };
-    let mut ids = Vec::with_capacity(doc.length(&list));
-    for index in 0..doc.length(&list) {
-        let Some((value, _)) = doc.get(&list, index).map_err(|error| error.to_string())? else {
-            continue;
-        };
-        let text = value
-            .as_str()
-            .ok_or_else(|| format!("`{key}`: expected event ids, found {value}"))?;
-        let uuid = Uuid::parse_str(text).map_err(|error| format!("`{key}`: {error}"))?;
-        ids.push(EventId::from_uuid(uuid));
-    }
-    Ok(ids)
+    doc.list_range(list, ..)
+        .map(|item| {
+            let value = item.value.into_value();
+            let text = value
+                .as_str()
+                .ok_or_else(|| format!("`{key}`: expected event ids, found {value}"))?;
+            let uuid = Uuid::parse_str(text).map_err(|error| format!("`{key}`: {error}"))?;
+            Ok(EventId::from_uuid(uuid))
+        })
+        .collect()
 }
 
 impl FromStr for EligibilityOutcome {

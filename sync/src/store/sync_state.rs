@@ -169,8 +169,8 @@ impl Store {
         if doc.get_heads().is_empty() || !doc.get_missing_deps(&[]).is_empty() {
             return Ok(RemoteApply::MissingDependencies);
         }
-        let mut record = RequestRecord::load(&doc.save()).map_err(refused)?;
-        let found = record.id().map_err(refused)?;
+        let (mut record, view) = RequestRecord::from_document(doc).map_err(refused)?;
+        let found = view.fields.id;
         if found != id {
             return Err(refused(RecordError::DifferentRequest {
                 ours: id,

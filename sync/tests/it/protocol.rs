@@ -4,7 +4,8 @@
 use automerge::{ActorId, ChangeHash};
 use busloket_sync::protocol::{
     self, Answer, AnswerDoc, OutgoingDoc, Payload, ProtocolError, Upload, UploadHeader,
-    actor_is_bound, bound_actor, build_upload, decode_answer, encode_answer, open_upload,
+    VerifiedPayload, actor_is_bound, bound_actor, build_upload, decode_answer, encode_answer,
+    open_upload,
 };
 use busloket_sync::record::{EventKind, RequestRecord};
 use ed25519_dalek::{Signer, SigningKey};
@@ -93,9 +94,17 @@ fn a_whole_document_and_then_its_new_changes_open_and_apply_at_the_hub() {
     };
     doc.check_actors(bus.verifying_key().as_bytes(), |_| false)
         .unwrap();
-    let mut at_hub =
-        RequestRecord::load(&Payload::Changes(raw(&doc.changes)).to_automerge_bytes()).unwrap();
+    let VerifiedPayload::Document(document) = &doc.payload else {
+        panic!("the whole document")
+    };
+    let (mut at_hub, _) =
+        RequestRecord::from_document(automerge::AutoCommit::clone(document)).unwrap();
     assert_eq!(at_hub.heads(), on_bus.heads());
+    let mut hashes: Vec<_> = doc.changes.iter().map(|change| change.hash).collect();
+    let mut expected = on_bus.change_hashes();
+    hashes.sort();
+    expected.sort();
+    assert_eq!(hashes, expected);
 
     let acked = at_hub.heads();
     approve(&mut on_bus, &actor, 2);
@@ -107,18 +116,14 @@ fn a_whole_document_and_then_its_new_changes_open_and_apply_at_the_hub() {
     let opened = open(&build_upload(&bus, &header(2), vec![second]), &bus).unwrap();
     let doc = &opened.docs[0];
     assert_eq!(doc.base, acked);
-    at_hub.apply_changes(doc.changes.clone()).unwrap();
+    let VerifiedPayload::Changes(changes) = &doc.payload else {
+        panic!("the changes")
+    };
+    at_hub.apply_changes(changes.clone()).unwrap();
     // Applying the same changes again is harmless.
-    at_hub.apply_changes(doc.changes.clone()).unwrap();
+    at_hub.apply_changes(changes.clone()).unwrap();
     assert_eq!(at_hub.heads(), on_bus.heads());
     assert_eq!(at_hub.view().unwrap().status, on_bus.view().unwrap().status);
-}
-
-fn raw(changes: &[automerge::Change]) -> Vec<Vec<u8>> {
-    changes
-        .iter()
-        .map(|change| change.raw_bytes().to_vec())
-        .collect()
 }
 
 /// An upload carrying request 1 as changes (so a byte of a change can be flipped).

@@ -81,6 +81,9 @@ impl Parts {
 
 /// What the bus lacks of `record` when it has `confirmed`.
 pub(super) fn payload_for(record: &mut RequestRecord, confirmed: &[ChangeHash]) -> Option<Payload> {
+    if record.heads().iter().all(|head| confirmed.contains(head)) {
+        return None;
+    }
     let known: Vec<ChangeHash> = confirmed
         .iter()
         .copied()
@@ -187,7 +190,8 @@ impl<S: HubStorage + ?Sized> Hub<S> {
         let Some(stored) = self.storage.load_request(id)? else {
             return Ok(None);
         };
-        RequestRecord::load(&stored.bytes)
+        // Sent as it is: the bus checks it, the hub checked it when it stored it.
+        RequestRecord::load_unviewed(&stored.bytes)
             .map(Some)
             .map_err(|error| {
                 tracing::error!(request = %id, "a stored request does not load: {error}");

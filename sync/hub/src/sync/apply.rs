@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use automerge::AutoCommit;
-use busloket_sync::protocol::{DocRefusal, VerifiedDoc, VerifiedUpload};
+use busloket_sync::protocol::{DocRefusal, VerifiedDoc, VerifiedPayload, VerifiedUpload};
 use busloket_sync::record::{RecordError, RequestRecord};
 use busloket_sync::terms::RequestId;
 use chrono::{DateTime, Utc};
@@ -42,7 +42,8 @@ impl<S: HubStorage + ?Sized> Hub<S> {
         for doc in &upload.docs {
             let stored = self.storage.load_request(&doc.id)?;
             let record = match &stored {
-                Some(stored) => Some(RequestRecord::load(&stored.bytes).map_err(|error| {
+                // Viewed once, after the upload is applied to it.
+                Some(stored) => Some(RequestRecord::load_unviewed(&stored.bytes).map_err(|error| {
                     tracing::error!(request = %doc.id, "a stored request does not load: {error}");
                     StorageError::Corrupt {
                         what: "request document",
@@ -118,11 +119,7 @@ impl<S: HubStorage + ?Sized> Hub<S> {
                 }
                 Outcome::Invalid(message) => {
                     tracing::warn!(device = %device.id, request = %doc.id, "invalid-record, kept in quarantine: {message}");
-                    let bytes: Vec<u8> = doc
-                        .changes
-                        .iter()
-                        .flat_map(|change| change.raw_bytes().iter().copied())
-                        .collect();
+                    let bytes = doc.raw_bytes();
                     commit.quarantine.push((
                         QuarantineEntry {
                             at_ms: now.timestamp_millis(),
@@ -184,32 +181,42 @@ impl<S: HubStorage + ?Sized> Hub<S> {
     }
 }
 
-/// Applies one request's changes to the hub's copy (or to nothing, for a request new here).
+/// Applies one request's changes to the hub's copy (or to nothing, for a request new here),
+/// then views the result once.
 pub(super) fn apply_doc(doc: &VerifiedDoc, record: Option<RequestRecord>) -> Outcome {
     let (mut record, changed) = match record {
         Some(mut record) => {
             let before = record.heads();
-            if let Err(error) = record.apply_changes(doc.changes.clone()) {
+            let applied = match &doc.payload {
+                VerifiedPayload::Changes(changes) => record.apply_changes(changes.clone()),
+                VerifiedPayload::Document(document) => record.merge(
+                    &mut RequestRecord::from_document_unviewed(AutoCommit::clone(document)),
+                ),
+            };
+            if let Err(error) = applied {
                 return Outcome::Invalid(record_problem(&error));
             }
             let changed = record.heads() != before;
             (record, changed)
         }
         None => {
-            let mut raw = AutoCommit::new();
-            if let Err(error) = raw.apply_changes(doc.changes.clone()) {
-                return Outcome::Invalid(record_problem(&error.into()));
-            }
-            if raw.get_heads().is_empty() || !raw.get_missing_deps(&[]).is_empty() {
+            let mut document = match &doc.payload {
+                VerifiedPayload::Document(document) => AutoCommit::clone(document),
+                VerifiedPayload::Changes(changes) => {
+                    let mut document = AutoCommit::new();
+                    if let Err(error) = document.apply_changes(changes.clone()) {
+                        return Outcome::Invalid(record_problem(&error.into()));
+                    }
+                    document
+                }
+            };
+            if document.get_heads().is_empty() {
                 return Outcome::MissingBase(format!(
                     "the hub has nothing of request {}; send it whole",
                     doc.id
                 ));
             }
-            match RequestRecord::load(&raw.save()) {
-                Ok(record) => (record, true),
-                Err(error) => return Outcome::Invalid(record_problem(&error)),
-            }
+            (RequestRecord::from_document_unviewed(document), true)
         }
     };
     let missing = record.missing_dependencies();
