@@ -77,16 +77,11 @@ fn day_offline() -> Result<()> {
 
     link.restore()?;
     let wire_before = interface_bytes(&link)?;
-    node.sync_now(&link)?;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        let status = node.sync_status(&link)?;
-        if status["waiting"] == 0 && status["last_success"].is_string() {
-            break status;
-        }
-        ensure!(Instant::now() < deadline, "no convergence: {status:#}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = node
+        .sync_until(&link, Duration::from_secs(300), |status| {
+            status["waiting"] == 0 && status["last_success"].is_string()
+        })
+        .context("no convergence")?;
     let wire = interface_bytes(&link)? - wire_before;
     let round = &status["last_round"];
     let seconds = round["duration_ms"].as_f64().context("duration")? / 1000.0;

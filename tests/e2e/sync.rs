@@ -4,40 +4,37 @@
 //! nothing and duplicate nothing, and a decision made at the hub reaches the bus.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use busloket_e2e::city::City;
 use busloket_e2e::lte::LteLink;
-use busloket_e2e::sync::{SyncedNode, TestHub};
+use busloket_e2e::sync::{StatusWatch, SyncedNode, TestHub};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-/// Waits until the node has nothing waiting and its last round succeeded after `since`.
+/// Asks for rounds until the node is online with nothing waiting and a round succeeded.
 fn wait_converged(
     node: &SyncedNode,
     link: &LteLink,
     hub: &TestHub,
     within: Duration,
 ) -> Result<Value> {
-    let deadline = Instant::now() + within;
-    let mut last = Value::Null;
-    while Instant::now() < deadline {
-        node.sync_now(link)?;
-        let status = node.sync_status(link)?;
-        if status["state"] == "online"
-            && status["waiting"] == 0
-            && status["last_success"].is_string()
-        {
-            return Ok(status);
-        }
-        last = status;
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    bail!(
-        "the node did not converge within {within:?}; its status: {last:#}\nnode log:\n{}\nhub log:\n{}",
-        node.log(),
-        hub.log()
-    )
+    node.sync_until(link, within, |status| {
+        status["state"] == "online" && status["waiting"] == 0 && status["last_success"].is_string()
+    })
+    .with_context(|| {
+        format!(
+            "the node did not converge\nnode log:\n{}\nhub log:\n{}",
+            node.log(),
+            hub.log()
+        )
+    })
+}
+
+/// A time of the sync status.
+fn time(value: &Value) -> Option<DateTime<Utc>> {
+    value.as_str()?.parse().ok()
 }
 
 /// Every request the node lists, by id.
@@ -129,31 +126,31 @@ fn a_day_offline_reaches_the_hub_and_the_citys_decision_comes_back() -> Result<(
         id,
         json!({ "kind": "cancelled", "reason": "the citizen asked at the town hall" }),
     )?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        node.sync_now(&link)?;
-        let view = request_on_bus(&node, &link, id)?;
-        if event_kinds(&view).iter().any(|kind| kind == "cancelled") {
-            assert_eq!(view["status"], "cancelled", "{view:#}");
-            break;
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "the hub's cancellation never reached the bus: {view:#}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let decided = Utc::now();
+    node.sync_until(&link, Duration::from_secs(60), move |status| {
+        let attempt = time(&status["last_attempt"]);
+        attempt > Some(decided) && time(&status["last_success"]) >= attempt
+    })
+    .context("no round started after the hub's decision went through")?;
+    let view = request_on_bus(&node, &link, id)?;
+    ensure!(
+        event_kinds(&view).iter().any(|kind| kind == "cancelled"),
+        "a round started after the hub's cancellation went through, and it is not on the bus: \
+         {view:#}"
+    );
+    assert_eq!(view["status"], "cancelled", "{view:#}");
     wait_converged(&node, &link, &hub, Duration::from_secs(60))?;
     link.close()
 }
 
 /// Brings the cut link back and asks for a round, then returns once one is in flight with
 /// requests waiting: an attempt later than the last success while the outbox is not empty, so
-/// its upload carries them. The session is opened before the link comes back, so that each look
-/// costs a few milliseconds.
+/// its upload carries them. The session and the event stream are opened before the link comes
+/// back, so that the ask follows it within milliseconds.
 fn restore_and_start_round(node: &SyncedNode, link: &LteLink) -> Result<()> {
     let bus_ns = link.bus_ns().to_owned();
     node.call(link, |client, base, token| async move {
+        let mut watch = StatusWatch::open(client, base, token).await?;
         let up = std::process::Command::new("ip")
             .args([
                 "-n",
@@ -165,38 +162,23 @@ fn restore_and_start_round(node: &SyncedNode, link: &LteLink) -> Result<()> {
             ])
             .status()?;
         ensure!(up.success(), "ip link set up failed: {up}");
-        client
-            .post(format!("{base}/api/v1/sync"))
-            .bearer_auth(&token)
-            .send()
-            .await?
-            .error_for_status()?;
-        let time = |value: &Value| {
-            value
-                .as_str()
-                .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let now: Value = client
-                .get(format!("{base}/api/v1/sync"))
-                .bearer_auth(&token)
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
-            ensure!(
-                now["waiting"].as_u64() > Some(0),
-                "every request was synced before the test could interrupt a round: {now:#}"
-            );
-            let attempt = time(&now["last_attempt"]);
-            if attempt.is_some() && time(&now["last_success"]) < attempt {
-                return Ok(());
-            }
-            ensure!(Instant::now() < deadline, "no round started: {now:#}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        // The node publishes no event when a round starts, only when one ends: it is the read
+        // right after the ask that sees the round started (the loop marks the attempt as soon
+        // as the ask wakes it, before the ask is answered). Were the round over by the next
+        // event, nothing would be waiting any more, and the test says so.
+        let status = watch
+            .sync_until(Duration::from_secs(30), |status| {
+                let attempt = time(&status["last_attempt"]);
+                status["waiting"] == 0
+                    || (attempt.is_some() && time(&status["last_success"]) < attempt)
+            })
+            .await
+            .context("no round started")?;
+        ensure!(
+            status["waiting"].as_u64() > Some(0),
+            "every request was synced before the test could interrupt a round: {status:#}"
+        );
+        Ok(())
     })
 }
 
@@ -211,6 +193,7 @@ fn a_link_cut_and_a_hub_killed_mid_round_lose_and_duplicate_nothing() -> Result<
 
     // The link comes back, a round starts, and the link drops in the middle of it.
     restore_and_start_round(&node, &link)?;
+    // Deliberate: the round's upload needs a moment to get on the wire before the cut.
     std::thread::sleep(Duration::from_millis(50));
     link.cut()?;
     let during = node.sync_status(&link)?;
@@ -218,6 +201,7 @@ fn a_link_cut_and_a_hub_killed_mid_round_lose_and_duplicate_nothing() -> Result<
         during["waiting"].as_u64() > Some(0),
         "the cut came after the round: {during:#}"
     );
+    // Deliberate: the outage lasts long enough for the round in flight to stall on it.
     std::thread::sleep(Duration::from_secs(3));
     link.restore()?;
     wait_converged(&node, &link, &hub, Duration::from_secs(180))?;
@@ -227,6 +211,7 @@ fn a_link_cut_and_a_hub_killed_mid_round_lose_and_duplicate_nothing() -> Result<
     link.cut()?;
     ids.extend(node.submit(&link, 300, 200, 3)?);
     restore_and_start_round(&node, &link)?;
+    // Deliberate: the round's upload needs a moment to get on the wire before the hub dies.
     std::thread::sleep(Duration::from_millis(50));
     hub.kill_hard()?;
     let during = node.sync_status(&link)?;
@@ -234,6 +219,7 @@ fn a_link_cut_and_a_hub_killed_mid_round_lose_and_duplicate_nothing() -> Result<
         during["waiting"].as_u64() > Some(0),
         "the hub died after the round: {during:#}"
     );
+    // Deliberate: the hub stays down a while, as a crashed one would, and the bus's round fails.
     std::thread::sleep(Duration::from_secs(2));
     hub.spawn(&link)?;
     wait_converged(&node, &link, &hub, Duration::from_secs(180))?;

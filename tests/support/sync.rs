@@ -1,11 +1,17 @@
 //! A hub and a synced node on each side of an emulated LTE link ([`crate::lte`]), as real
 //! processes: `busloket-hub` in the hub's namespace, `busloket-node` in the bus's, each with the
 //! city's certificates from [`crate::city`]. The test talks to the node over its HTTPS from
-//! inside the bus namespace, and to the hub from inside the hub namespace.
+//! inside the bus namespace, and to the hub from inside the hub namespace. Nothing here polls:
+//! a wait on the node awaits its server-sent events, a wait for a process to listen awaits the
+//! line it prints.
 
+use std::fs::File;
 use std::future::Future;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -45,33 +51,130 @@ where
     }))?
 }
 
-/// Waits until `log` has, after its first `from` bytes, a line starting with `prefix`; returns
-/// the rest of the line.
-fn wait_for_line(
-    log: &Path,
-    from: usize,
+/// Which of a child's output pipes carries the line a test waits for.
+#[derive(Debug, Clone, Copy)]
+enum Pipe {
+    Stdout,
+    Stderr,
+}
+
+/// A child process and the thread copying its output pipe to its log file.
+struct Logged {
+    child: Child,
+    copier: JoinHandle<()>,
+}
+
+impl Logged {
+    /// Spawns `command` with `pipe` copied line by line to `log` (appended; the other stream is
+    /// the caller's to set), and awaits the line starting with `prefix`; returns the process and
+    /// the rest of that line. A child that stops first, or says nothing of the kind within 30 s,
+    /// is an error showing what it printed (and is killed).
+    fn spawn(
+        command: &mut Command,
+        pipe: Pipe,
+        log: &Path,
+        prefix: &str,
+        what: &str,
+    ) -> Result<(Logged, String)> {
+        let log = log_file(log)?;
+        match pipe {
+            Pipe::Stdout => command.stdout(Stdio::piped()),
+            Pipe::Stderr => command.stderr(Stdio::piped()),
+        };
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start {what}"))?;
+        let output: Box<dyn Read + Send> = match pipe {
+            Pipe::Stdout => Box::new(child.stdout.take().context("no stdout pipe")?),
+            Pipe::Stderr => Box::new(child.stderr.take().context("no stderr pipe")?),
+        };
+        let (lines, copier) = copy_lines(output, log);
+        let mut logged = Logged { child, copier };
+        match await_line(&lines, prefix, &mut logged.child, what) {
+            Ok(rest) => Ok((logged, rest)),
+            Err(error) => {
+                let _ = logged.kill();
+                Err(error)
+            }
+        }
+    }
+
+    /// SIGKILL, then waits for the copy to reach the end of the pipe: the log file is complete
+    /// when this returns.
+    fn kill(mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        self.copier
+            .join()
+            .map_err(|_| anyhow::anyhow!("the log copier panicked"))
+    }
+}
+
+/// Copies every line of `output` to `log` on a thread (the file must keep everything: the tests
+/// print it on failure) and sends each one, without its line end, to the receiver. The copy
+/// goes on to the end of the pipe whether or not anyone still listens, so the child never
+/// blocks on a full pipe.
+fn copy_lines(
+    output: impl Read + Send + 'static,
+    mut log: File,
+) -> (Receiver<String>, JoinHandle<()>) {
+    let (sender, receiver) = mpsc::channel();
+    let copier = std::thread::spawn(move || {
+        let mut output = BufReader::new(output);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match output.read_until(b'\n', &mut line) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(error) => {
+                    eprintln!("reading a child's output failed: {error}");
+                    return;
+                }
+            }
+            if let Err(error) = log.write_all(&line) {
+                eprintln!("copying a child's output to its log failed: {error}");
+            }
+            // Once the awaited line came, nobody listens; that is fine.
+            let _ = sender.send(String::from_utf8_lossy(&line).trim_end().to_owned());
+        }
+    });
+    (receiver, copier)
+}
+
+/// Awaits the line starting with `prefix` among `lines` (at most 30 s); returns the rest of it.
+/// The channel closes when the child's output ends, that is when it stopped.
+fn await_line(
+    lines: &Receiver<String>,
     prefix: &str,
     child: &mut Child,
     what: &str,
 ) -> Result<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let within = Duration::from_secs(30);
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
     loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let text = text.get(from..).unwrap_or_default();
-        if let Some(line) = text.lines().find_map(|line| line.strip_prefix(prefix)) {
-            return Ok(line.trim().to_owned());
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => match line.strip_prefix(prefix) {
+                Some(rest) => return Ok(rest.trim().to_owned()),
+                None => seen.push(line),
+            },
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = child.wait()?;
+                bail!(
+                    "{what} stopped ({status}) before it listened:\n{}",
+                    seen.join("\n")
+                );
+            }
+            Err(RecvTimeoutError::Timeout) => bail!(
+                "{what} did not say `{prefix}` within {within:?}:\n{}",
+                seen.join("\n")
+            ),
         }
-        if let Some(status) = child.try_wait()? {
-            bail!("{what} stopped ({status}) before it listened:\n{text}");
-        }
-        if Instant::now() > deadline {
-            bail!("{what} did not say `{prefix}` within 30 s:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-fn log_file(path: &Path) -> Result<std::fs::File> {
+fn log_file(path: &Path) -> Result<File> {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -83,7 +186,7 @@ fn log_file(path: &Path) -> Result<std::fs::File> {
 pub struct TestHub {
     pub dir: tempfile::TempDir,
     config: PathBuf,
-    child: Option<Child>,
+    process: Option<Logged>,
     ca_pem: Vec<u8>,
     /// `https://<hub address>:8443`.
     pub url: String,
@@ -119,7 +222,7 @@ impl TestHub {
             url: format!("https://{}:{HUB_PORT}", link.hub_addr()),
             dir,
             config,
-            child: None,
+            process: None,
         };
         hub.spawn(link)?;
         Ok(hub)
@@ -127,35 +230,24 @@ impl TestHub {
 
     /// Starts (or restarts, on the same store) the hub process.
     pub fn spawn(&mut self, link: &LteLink) -> Result<()> {
-        let log = self.dir.path().join("hub.log");
-        let from = std::fs::metadata(&log).map_or(0, |meta| meta.len() as usize);
-        let mut child = link
-            .command_in_hub(binary("busloket-hub")?)
-            .arg("--config")
-            .arg(&self.config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log_file(&log)?)
-            .spawn()
-            .context("cannot start busloket-hub")?;
-        wait_for_line(
-            &log,
-            from,
+        let (process, _) = Logged::spawn(
+            link.command_in_hub(binary("busloket-hub")?)
+                .arg("--config")
+                .arg(&self.config)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null()),
+            Pipe::Stderr,
+            &self.dir.path().join("hub.log"),
             "busloket-hub listening on ",
-            &mut child,
             "busloket-hub",
         )?;
-        self.child = Some(child);
+        self.process = Some(process);
         Ok(())
     }
 
     /// SIGKILL: no flush, no goodbye.
     pub fn kill_hard(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            child.kill()?;
-            child.wait()?;
-        }
-        Ok(())
+        self.process.take().map_or(Ok(()), Logged::kill)
     }
 
     /// What the hub logged so far.
@@ -207,7 +299,7 @@ pub struct SyncedNode {
     pub dir: tempfile::TempDir,
     pub bus: EnrolledBus,
     config: PathBuf,
-    child: Option<Child>,
+    process: Option<Logged>,
     ca_pem: Vec<u8>,
     /// `https://127.0.0.1:<port>` inside the bus namespace.
     pub base: String,
@@ -241,7 +333,7 @@ impl SyncedNode {
             dir,
             bus,
             config: path,
-            child: None,
+            process: None,
             base: String::new(),
         };
         node.spawn(link)?;
@@ -252,29 +344,25 @@ impl SyncedNode {
     pub fn spawn(&mut self, link: &LteLink) -> Result<()> {
         let log = self.dir.path().join("node.log");
         std::fs::write(&log, "")?;
-        let mut child = link
-            .command_in_bus(binary("busloket-node")?)
-            .arg("--config")
-            .arg(&self.config)
-            .env("RUST_LOG", "info")
-            .stdout(log_file(&log)?)
-            .stderr(log_file(&self.dir.path().join("node.err.log"))?)
-            .spawn()
-            .context("cannot start busloket-node")?;
-        self.base = wait_for_line(
+        let (process, base) = Logged::spawn(
+            link.command_in_bus(binary("busloket-node")?)
+                .arg("--config")
+                .arg(&self.config)
+                .env("RUST_LOG", "info")
+                .stderr(log_file(&self.dir.path().join("node.err.log"))?),
+            Pipe::Stdout,
             &log,
-            0,
             "busloket-node listening on ",
-            &mut child,
             "busloket-node",
         )?;
+        self.process = Some(process);
+        self.base = base;
         if !self.base.starts_with("https://") {
             bail!(
                 "a synced node must serve HTTPS on the bus Wi-Fi, it said {}",
                 self.base
             );
         }
-        self.child = Some(child);
         Ok(())
     }
 
@@ -326,6 +414,22 @@ impl SyncedNode {
         })
     }
 
+    /// Asks the node for rounds until its sync status satisfies `done`, awaiting its events
+    /// rather than polling (see [`StatusWatch::sync_until`]); the status that did.
+    pub fn sync_until(
+        &self,
+        link: &LteLink,
+        within: Duration,
+        done: impl Fn(&Value) -> bool + Send + 'static,
+    ) -> Result<Value> {
+        self.call(link, move |client, base, token| async move {
+            StatusWatch::open(client, base, token)
+                .await?
+                .sync_until(within, done)
+                .await
+        })
+    }
+
     /// Submits `count` made-up requests through the node's API (each with `reprints` extra
     /// ticket prints, so several events each); their ids.
     pub fn submit(
@@ -362,25 +466,115 @@ impl SyncedNode {
         })
     }
 
-    /// Asks for a round now.
-    pub fn sync_now(&self, link: &LteLink) -> Result<()> {
-        self.call(link, |client, base, token| async move {
-            client
-                .post(format!("{base}/api/v1/sync"))
-                .bearer_auth(token)
-                .send()
-                .await?
-                .error_for_status()?;
-            Ok(())
+    pub fn kill_hard(&mut self) -> Result<()> {
+        self.process.take().map_or(Ok(()), Logged::kill)
+    }
+}
+
+/// The node's event stream (`GET /staff/events`: an `event: changed` for every change of the
+/// sync status, among others) and its sync status, for a test that waits on the node. Opened
+/// inside a [`SyncedNode::call`], whose bearer token the stream takes as a staff session.
+pub struct StatusWatch {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+    events: reqwest::Response,
+    /// Received from the stream and not yet read as events.
+    unread: String,
+}
+
+/// The event stream lasts a whole wait, and each wait has its own deadline: the client's limit
+/// of 60 s for one request does not fit it.
+const EVENT_STREAM_LIMIT: Duration = Duration::from_secs(15 * 60);
+
+impl StatusWatch {
+    /// Subscribes to the node's events: every change from now on is seen.
+    pub async fn open(client: reqwest::Client, base: String, token: String) -> Result<StatusWatch> {
+        let events = client
+            .get(format!("{base}/staff/events"))
+            .bearer_auth(&token)
+            .timeout(EVENT_STREAM_LIMIT)
+            .send()
+            .await?
+            .error_for_status()
+            .context("the node refused its event stream")?;
+        Ok(StatusWatch {
+            client,
+            base,
+            token,
+            events,
+            unread: String::new(),
         })
     }
 
-    pub fn kill_hard(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            child.kill()?;
-            child.wait()?;
-        }
+    /// `GET /api/v1/sync`.
+    async fn status(&self) -> Result<Value> {
+        Ok(self
+            .client
+            .get(format!("{}/api/v1/sync", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+
+    /// `POST /api/v1/sync`: a round at once, or right after the one in flight.
+    async fn ask_for_round(&self) -> Result<()> {
+        self.client
+            .post(format!("{}/api/v1/sync", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?
+            .error_for_status()?;
         Ok(())
+    }
+
+    /// Asks for a round, then reads the status, and reads it again after each `changed` event,
+    /// until `done` holds for it (returned) or `within` has passed (an error showing the last
+    /// status). After a failed round the node backs off for up to 5 minutes, so each new
+    /// failure is answered with another ask, as a clerk would press "Sync now" again.
+    pub async fn sync_until(
+        &mut self,
+        within: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut failure_answered = self.status().await?["last_error"]["at"].clone();
+        self.ask_for_round().await?;
+        loop {
+            let status = self.status().await?;
+            if done(&status) {
+                return Ok(status);
+            }
+            let failure = &status["last_error"]["at"];
+            if !failure.is_null() && *failure != failure_answered {
+                self.ask_for_round().await?;
+                failure_answered = failure.clone();
+            }
+            if !self.changed_before(deadline).await? {
+                bail!("the sync status was not as awaited within {within:?}; the last: {status:#}");
+            }
+        }
+    }
+
+    /// Awaits the next `changed` event; false if `deadline` comes first.
+    async fn changed_before(&mut self, deadline: tokio::time::Instant) -> Result<bool> {
+        loop {
+            // Server-sent events end with a blank line; keep-alives are comment lines.
+            while let Some(end) = self.unread.find("\n\n") {
+                let event: String = self.unread.drain(..end + 2).collect();
+                if event.lines().any(|line| line == "event: changed") {
+                    return Ok(true);
+                }
+            }
+            let Ok(chunk) = tokio::time::timeout_at(deadline, self.events.chunk()).await else {
+                return Ok(false);
+            };
+            let chunk = chunk?.context("the node's event stream ended: did the node stop?")?;
+            self.unread.push_str(&String::from_utf8_lossy(&chunk));
+        }
     }
 }
 
