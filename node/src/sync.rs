@@ -500,6 +500,8 @@ pub async fn run_loop(state: AppState, enrolled: Arc<Enrolled>) {
             status.last_attempt = Some(Utc::now());
             status.next_attempt = None;
         });
+        // The staff console shows the round as under way.
+        state.events.send(NodeEvent::Sync);
         let result = tokio::select! {
             () = state.shutdown.cancelled() => return,
             result = sync_round(&state, &enrolled) => result,

@@ -162,10 +162,9 @@ fn restore_and_start_round(node: &SyncedNode, link: &LteLink) -> Result<()> {
             ])
             .status()?;
         ensure!(up.success(), "ip link set up failed: {up}");
-        // The node publishes no event when a round starts, only when one ends: it is the read
-        // right after the ask that sees the round started (the loop marks the attempt as soon
-        // as the ask wakes it, before the ask is answered). Were the round over by the next
-        // event, nothing would be waiting any more, and the test says so.
+        // The node publishes an event as a round starts and as it ends. Were the round over
+        // before the test saw it under way, nothing would be waiting any more, and the test
+        // says so.
         let status = watch
             .sync_until(Duration::from_secs(30), |status| {
                 let attempt = time(&status["last_attempt"]);
