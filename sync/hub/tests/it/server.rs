@@ -225,6 +225,28 @@ fn session_cookie(response: &reqwest::Response) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Central IT signed in through the form: the session cookie.
+async fn central_it_cookie(browser: &reqwest::Client, hub: &RunningHub) -> String {
+    let response = sign_in(browser, hub, "it", CENTRAL_IT_PASSWORD).await;
+    assert_eq!(response.status().as_u16(), 303);
+    session_cookie(&response).unwrap()
+}
+
+/// `GET path` at the hub with a session cookie.
+async fn get_signed_in(
+    browser: &reqwest::Client,
+    hub: &RunningHub,
+    path: &str,
+    cookie: &str,
+) -> reqwest::Response {
+    browser
+        .get(format!("{}{path}", hub.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_device_page_needs_central_it_and_lists_every_device() {
     let city = city(&["bus-1", "bus-2"]);
@@ -269,16 +291,9 @@ async fn the_device_page_needs_central_it_and_lists_every_device() {
     );
     let wrong = sign_in(&browser, &hub, "it", "wrong password").await;
     assert_eq!(wrong.status().as_u16(), 401);
-    let response = sign_in(&browser, &hub, "it", CENTRAL_IT_PASSWORD).await;
-    assert_eq!(response.status().as_u16(), 303);
-    let cookie = session_cookie(&response).unwrap();
+    let cookie = central_it_cookie(&browser, &hub).await;
 
-    let page = browser
-        .get(format!("{}/devices", hub.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let page = get_signed_in(&browser, &hub, "/devices", &cookie).await;
     assert_eq!(page.status().as_u16(), 200);
     assert!(
         page.headers()["content-type"]
@@ -295,12 +310,8 @@ async fn the_device_page_needs_central_it_and_lists_every_device() {
     assert!(html.contains("nooit"), "bus-2 never synced");
     assert!(!html.contains("Marie"), "no citizen data");
 
-    let english = browser
-        .get(format!("{}/devices/bus-1/quarantine?lang=en", hub.url))
-        .header("cookie", &cookie)
-        .send()
+    let english = get_signed_in(&browser, &hub, "/devices/bus-1/quarantine?lang=en", &cookie)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -320,32 +331,21 @@ async fn a_decision_of_the_city_through_the_api_reaches_the_bus() {
 
     let browser = client(&ca(&city), None);
     let url = format!("{}/api/v1/requests/{id}/events", hub.url);
-    let unauthorised = browser
-        .post(&url)
-        .json(&serde_json::json!({"kind": "approved"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unauthorised.status().as_u16(), 401);
-    let response = sign_in(&browser, &hub, "it", CENTRAL_IT_PASSWORD).await;
-    let cookie = session_cookie(&response).unwrap();
-    let response = browser
-        .post(&url)
-        .header("cookie", &cookie)
-        .json(&serde_json::json!({"kind": "rejected", "reason": "the register says otherwise"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 201);
-    let again = browser
-        .post(&url)
-        .header("cookie", &cookie)
-        .json(&serde_json::json!({"kind": "approved"}))
-        .send()
-        .await
-        .unwrap();
+    // The event as JSON, with the session cookie when there is one; the status.
+    let post_event = async |cookie: Option<&str>, event: serde_json::Value| {
+        let mut request = browser.post(&url).json(&event);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send().await.unwrap().status().as_u16()
+    };
+    let approved = serde_json::json!({"kind": "approved"});
+    assert_eq!(post_event(None, approved.clone()).await, 401);
+    let cookie = central_it_cookie(&browser, &hub).await;
+    let rejected = serde_json::json!({"kind": "rejected", "reason": "the register says otherwise"});
+    assert_eq!(post_event(Some(&cookie), rejected).await, 201);
     assert_eq!(
-        again.status().as_u16(),
+        post_event(Some(&cookie), approved).await,
         409,
         "a rejected request cannot be approved"
     );
@@ -398,14 +398,9 @@ async fn a_revoked_device_is_refused_before_the_media_type_and_the_size() {
 
     // Central IT sees both on the device's quarantine page, without their content.
     let browser = client(&ca(&city), None);
-    let response = sign_in(&browser, &hub, "it", CENTRAL_IT_PASSWORD).await;
-    let cookie = session_cookie(&response).unwrap();
-    let page = browser
-        .get(format!("{}/devices/bus-1/quarantine?lang=en", hub.url))
-        .header("cookie", &cookie)
-        .send()
+    let cookie = central_it_cookie(&browser, &hub).await;
+    let page = get_signed_in(&browser, &hub, "/devices/bus-1/quarantine?lang=en", &cookie)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
