@@ -26,6 +26,7 @@ pub mod events;
 pub mod i18n;
 pub mod kiosk;
 pub mod layout;
+pub mod position;
 pub mod register;
 pub mod staff;
 pub mod state;

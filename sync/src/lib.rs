@@ -4,11 +4,11 @@
 //! eligibility rules ([`catalogue`], [`eligibility`]), the request record as one Automerge document
 //! per request ([`record`]), the encrypted sled store ([`store`], [`at_rest`]) and the hash-chained
 //! access log ([`access_log`]), the link of staff accounts to their own eID ([`staff`]), and the
-//! sync protocol between a bus and the hub ([`protocol`]).
+//! sync protocol between a bus and the hub ([`protocol`]), and the bus's stop schedule ([`stops`]).
 //!
 //! Architecture invariants:
 //! - The pure modules (`national_number`, `catalogue`, `eligibility`, `record`, `staff`, `terms`,
-//!   `protocol`) do no IO and
+//!   `protocol`, `stops`) do no IO and
 //!   read no clock: time, ids and keys are arguments. Only `store`, `at_rest` and `access_log` touch
 //!   the disk.
 //! - This crate knows nothing of HTTP, HTML or devices: it never depends on axum or on
@@ -22,5 +22,6 @@ pub mod national_number;
 pub mod protocol;
 pub mod record;
 pub mod staff;
+pub mod stops;
 pub mod store;
 pub mod terms;
