@@ -59,9 +59,7 @@ const MAX_UPLOADS_PER_ROUND: usize = 64;
 /// Uploads in one round at most made only because an answer left work (resets, requests to ask
 /// for whole), with neither `more` nor a full batch: a guard against answers that go in circles.
 const MAX_EXTRA_UPLOADS: usize = 3;
-/// The synced files.
-pub const CRL_FILE: &str = "crl";
-pub const STAFF_FILE: &str = "staff";
+pub use busloket_sync::protocol::{CRL_FILE, STAFF_FILE, STOPS_FILE};
 /// Where the node keeps the hub's revocation list as a file, to check it with `load_crl`.
 const CRL_COPY: &str = "revoked.crl.pem";
 

@@ -47,6 +47,12 @@ pub const BATCH_BYTES: usize = 1 << 20;
 /// again.
 pub const ANSWER_BATCH_BYTES: usize = 1 << 20;
 
+/// The synced files the hub sends (PROTOCOL.md "Synced files"): the CA's revocation list (PEM),
+/// the bus clerks of the staff file (TOML), and the stop schedule (TOML, [`crate::stops`]).
+pub const CRL_FILE: &str = "crl";
+pub const STAFF_FILE: &str = "staff";
+pub const STOPS_FILE: &str = "stops";
+
 /// Why an upload or an answer was refused. The `code` of each is stable: it is what the hub
 /// sends back, what the logs and the device page show, and what `sync/PROTOCOL.md` lists.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]

@@ -36,6 +36,7 @@ struct RawConfig {
     data_dir: PathBuf,
     at_rest_key: PathBuf,
     staff_file: PathBuf,
+    stops_file: Option<PathBuf>,
     trust: RawTrust,
 }
 
@@ -85,6 +86,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub at_rest_key: PathBuf,
     pub staff_file: PathBuf,
+    /// The bus's stop schedule ([`busloket_sync::stops`]), when the city keeps one.
+    pub stops_file: Option<PathBuf>,
     pub trust: TrustPaths,
 }
 
@@ -173,6 +176,7 @@ impl Config {
             data_dir,
             at_rest_key,
             staff_file: resolve(raw.staff_file),
+            stops_file: raw.stops_file.map(resolve),
             trust,
         })
     }
@@ -191,6 +195,10 @@ mod tests {
         assert_eq!(
             config.trust.hub_key,
             PathBuf::from("/etc/busloket/ca/hub.key")
+        );
+        assert_eq!(
+            config.stops_file,
+            Some(PathBuf::from("/etc/busloket/stops.toml"))
         );
     }
 

@@ -5,6 +5,7 @@
 //! - [`storage`] — the [`storage::HubStorage`] trait and its sled implementation.
 //! - [`sync`] — the engine ([`sync::Hub::receive`], [`sync::Hub::append_event`]); no HTTP.
 //! - [`trust`] — TLS, device identities from certificates, the CRL and staff file reloaded live.
+//! - [`schedule`] — the stop schedule, reloaded live and synced to the buses.
 //! - [`server`] — axum over tokio-rustls, `app(state)` and `run(listener, tls, state, shutdown)`.
 //! - [`pages`], [`auth`], [`i18n`] — central IT's sign-in, device page and API.
 //! - [`config`] — `hub.toml`.
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod config;
 pub mod i18n;
 pub mod pages;
+pub mod schedule;
 pub mod server;
 pub mod storage;
 pub mod sync;

@@ -38,6 +38,7 @@ use tower::ServiceExt;
 use crate::auth::Sessions;
 use crate::config::Config;
 use crate::i18n::Translations;
+use crate::schedule::{LiveSchedule, LoadError};
 use crate::storage::{HubStorage, SledStorage, StorageError};
 use crate::sync::{Hub, Refusal, error_chain};
 use crate::trust::{LiveTrust, Peer, TrustError, load_tls};
@@ -56,6 +57,8 @@ pub enum StartError {
     Key(#[from] busloket_sync::at_rest::AtRestError),
     #[error("cannot open the hub's store")]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Schedule(#[from] LoadError),
     #[error("the page translations are broken: {0}")]
     Translations(String),
 }
@@ -69,6 +72,7 @@ pub struct AppState {
 pub struct Inner {
     pub hub: Arc<Hub<dyn HubStorage>>,
     pub trust: Arc<LiveTrust>,
+    pub schedule: Arc<LiveSchedule>,
     pub registry: PathBuf,
     pub hub_id: DeviceId,
     pub sessions: Sessions,
@@ -106,10 +110,12 @@ impl AppState {
         let storage: Arc<dyn HubStorage> = Arc::new(SledStorage::open(&config.data_dir, key)?);
         let hub = Arc::new(Hub::new(storage, &tls.hub_public_key)?);
         let trust = LiveTrust::load(tls.ca.clone(), &config.trust.crl, &config.staff_file, &hub)?;
+        let schedule = LiveSchedule::load(config.stops_file.as_deref(), &hub)?;
         let state = AppState {
             inner: Arc::new(Inner {
                 hub,
                 trust: Arc::new(trust),
+                schedule: Arc::new(schedule),
                 registry: config.trust.registry.clone(),
                 hub_id: config.hub_id.clone(),
                 sessions: Sessions::default(),
@@ -122,9 +128,11 @@ impl AppState {
         })
     }
 
-    /// Reloads the CRL and the staff file if they changed (also what SIGHUP does).
+    /// Reloads the CRL, the staff file and the stop schedule if they changed (also what SIGHUP
+    /// does).
     pub fn refresh(&self) {
         self.trust.refresh(&self.hub);
+        self.schedule.refresh(&self.hub);
     }
 }
 

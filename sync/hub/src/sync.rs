@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use automerge::{ActorId, ChangeHash};
 use busloket_sync::protocol::{
-    self, FileVersion, ProtocolError, SyncedFile, VerifiedUpload, bound_actor, open_upload,
+    self, CRL_FILE, FileVersion, ProtocolError, STAFF_FILE, STOPS_FILE, SyncedFile, VerifiedUpload,
+    bound_actor, open_upload,
 };
 use busloket_sync::record::{NewEvent, RecordError, RequestRecord, RequestView};
 use busloket_sync::terms::{DeviceId, RequestId};
@@ -165,7 +166,7 @@ impl<S: HubStorage + ?Sized> Hub<S> {
         *self.revoked.write().unwrap_or_else(PoisonError::into_inner) =
             serials.into_iter().collect();
         self.set_file(SyncedFile {
-            name: "crl".into(),
+            name: CRL_FILE.into(),
             version: number,
             bytes: pem,
         });
@@ -175,10 +176,19 @@ impl<S: HubStorage + ?Sized> Hub<S> {
     /// only) to send as synced file `staff`; its version is the hub's
     /// counter of edits, raised whenever the content changes (kept in the store).
     pub fn set_staff_file(&self, bytes: Vec<u8>) -> Result<u64, StorageError> {
+        self.set_counted_file(STAFF_FILE, bytes)
+    }
+
+    /// Takes the stop schedule to send as synced file `stops`, versioned as the staff file.
+    pub fn set_stops_file(&self, bytes: Vec<u8>) -> Result<u64, StorageError> {
+        self.set_counted_file(STOPS_FILE, bytes)
+    }
+
+    fn set_counted_file(&self, name: &str, bytes: Vec<u8>) -> Result<u64, StorageError> {
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        let version = self.storage.file_version("staff", digest)?;
+        let version = self.storage.file_version(name, digest)?;
         self.set_file(SyncedFile {
-            name: "staff".into(),
+            name: name.into(),
             version,
             bytes,
         });
@@ -200,7 +210,7 @@ impl<S: HubStorage + ?Sized> Hub<S> {
     }
 
     /// The synced files the bus lacks or has older versions of.
-    fn files_for(&self, has: &[FileVersion]) -> Vec<SyncedFile> {
+    pub(crate) fn files_for(&self, has: &[FileVersion]) -> Vec<SyncedFile> {
         self.files
             .read()
             .unwrap_or_else(PoisonError::into_inner)

@@ -207,13 +207,13 @@ pub fn device_identity(certificate: &CertificateDer<'_>) -> Result<DeviceIdentit
 /// What identifies a file's content on disk without reading it: a replaced file (rename) has a
 /// new inode, an edited one a new modification time or length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
+pub(crate) struct Stamp {
     inode: u64,
     modified: Option<SystemTime>,
     len: u64,
 }
 
-fn stamp(path: &Path) -> Option<Stamp> {
+pub(crate) fn stamp(path: &Path) -> Option<Stamp> {
     let metadata = std::fs::metadata(path).ok()?;
     Some(Stamp {
         inode: metadata.ino(),
