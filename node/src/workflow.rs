@@ -198,6 +198,7 @@ pub fn draft(state: &AppState, input: SubmitInput, now: DateTime<Utc>) -> Result
                 station: input.station,
                 stop: state.config.stop.clone(),
                 at: now,
+                whereabouts: Default::default(),
             },
             queue_number: 0,
             evidence: input.evidence,

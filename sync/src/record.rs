@@ -89,7 +89,60 @@ pub struct Origin {
     pub station: String,
     pub stop: Option<StopId>,
     pub at: DateTime<Utc>,
+    /// How the node knew where it was. Empty in records made before it was written.
+    #[serde(default)]
+    pub whereabouts: Whereabouts,
 }
+
+/// Where the bus was when the request was made, as the node knew it: how it knew the stop, the
+/// GPS fix it had (or that it had none), and how far the system clock was from GPS time (the
+/// request's times come from the system clock).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Whereabouts {
+    /// `None` with a stop: a record from before it was written.
+    pub stop_source: Option<StopSource>,
+    pub fix: Option<Fix>,
+    /// The system clock minus GPS time, in milliseconds, when the node could compare them.
+    pub clock_skew_ms: Option<i64>,
+}
+
+/// How the node knew at which stop it stood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopSource {
+    /// From its fixes and the stop schedule.
+    Gps,
+    /// Set by hand by staff.
+    Staff,
+    /// Fixed in the node's configuration (a node that does not move).
+    Configured,
+}
+
+impl StopSource {
+    pub const ALL: &[StopSource] = &[StopSource::Gps, StopSource::Staff, StopSource::Configured];
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            StopSource::Gps => "gps",
+            StopSource::Staff => "staff",
+            StopSource::Configured => "configured",
+        }
+    }
+}
+
+/// A GPS fix as a request keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Fix {
+    /// Degrees (WGS 84).
+    pub latitude: f64,
+    pub longitude: f64,
+    /// The receiver's time of the fix.
+    pub at: DateTime<Utc>,
+    pub speed_mps: Option<f64>,
+}
+
+/// Equality is total: a fix's numbers are checked finite before a record takes it.
+impl Eq for Fix {}
 
 /// The fields set once, when the request is created. There is no setter: a request that needs
 /// other fields is cancelled and made again.
@@ -565,12 +618,31 @@ fn check_new(new: &NewRequest, by: &str) -> Result<(), RecordError> {
         Some("an e-mail delivery needs an e-mail address")
     } else if blank(&new.origin.station) {
         Some("the origin needs a station")
+    } else if new
+        .origin
+        .whereabouts
+        .fix
+        .is_some_and(|fix| !fix_is_valid(&fix))
+    {
+        Some("a fix needs a latitude within ±90, a longitude within ±180 and a speed of 0 or more")
+    } else if new.origin.whereabouts.stop_source.is_some() && new.origin.stop.is_none() {
+        Some("a stop source needs a stop")
     } else if blank(by) {
         Some("the submission needs to say who made it")
     } else {
         None
     };
     problem.map_or(Ok(()), |problem| Err(RecordError::Incomplete(problem)))
+}
+
+fn fix_is_valid(fix: &Fix) -> bool {
+    fix.latitude.is_finite()
+        && fix.longitude.is_finite()
+        && (-90.0..=90.0).contains(&fix.latitude)
+        && (-180.0..=180.0).contains(&fix.longitude)
+        && fix
+            .speed_mps
+            .is_none_or(|speed| speed.is_finite() && speed >= 0.0)
 }
 
 fn check_event(event: &NewEvent) -> Result<(), RecordError> {

@@ -172,6 +172,7 @@ fn new_request(id: RequestId, device: &DeviceId, n: usize) -> NewRequest {
             station: "kiosk-1".into(),
             stop: Some("markt".parse().expect("a stop id")),
             at: Utc::now(),
+            whereabouts: Default::default(),
         },
         queue_number: n as u32 + 1,
         evidence: None,

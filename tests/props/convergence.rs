@@ -336,6 +336,7 @@ fn new_request(id: RequestId, device: &DeviceId, at: DateTime<Utc>) -> NewReques
             station: "kiosk-1".into(),
             stop: Some("markt".parse().unwrap()),
             at,
+            whereabouts: Default::default(),
         },
         queue_number: 1,
         evidence: None,

@@ -6,7 +6,10 @@
 //!   `authentication` (strings), `purpose` (string, absent when none), `queue_number` (uint);
 //! - maps `subject` and `requester` (`national_number` as 11 digits, `name`), `delivery`
 //!   (`method`, `email` absent when none), `origin` (`device`, `station`, `stop` absent when none,
-//!   `at` timestamp);
+//!   `at` timestamp; `stop_source` (`gps`, `staff`, `configured`), the map `fix` (`latitude`,
+//!   `longitude` as floats, `at` timestamp, `speed_mps` float absent when unknown) and
+//!   `clock_skew_ms` (int), each absent when the node had none — optional, so records written
+//!   before they existed read the same);
 //! - map `evidence`, absent when the identity was not read from a card: `identity_file_sha256`
 //!   (hex string), `applet_version` (uint), `register_signature_verified`, `chip_verified`
 //!   (booleans), and the map `holder` when the holder signed with their PIN: `algorithm`
@@ -31,8 +34,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{
-    CardEvidence, Delivery, EligibilityOutcome, Event, EventId, EventKind, FieldConflict,
-    HolderEvidence, NewRequest, Origin, Person, RecordError, SCHEMA_VERSION,
+    CardEvidence, Delivery, EligibilityOutcome, Event, EventId, EventKind, FieldConflict, Fix,
+    HolderEvidence, NewRequest, Origin, Person, RecordError, SCHEMA_VERSION, StopSource,
+    Whereabouts,
 };
 use crate::national_number::NationalNumber;
 
@@ -73,6 +77,26 @@ pub(super) fn write_request(
         "at",
         ScalarValue::Timestamp(new.origin.at.timestamp_millis()),
     )?;
+    let whereabouts = &new.origin.whereabouts;
+    if let Some(source) = whereabouts.stop_source {
+        doc.put(&origin, "stop_source", source.code())?;
+    }
+    if let Some(fix) = &whereabouts.fix {
+        let map = doc.put_object(&origin, "fix", ObjType::Map)?;
+        doc.put(&map, "latitude", fix.latitude)?;
+        doc.put(&map, "longitude", fix.longitude)?;
+        doc.put(
+            &map,
+            "at",
+            ScalarValue::Timestamp(fix.at.timestamp_millis()),
+        )?;
+        if let Some(speed) = fix.speed_mps {
+            doc.put(&map, "speed_mps", speed)?;
+        }
+    }
+    if let Some(skew) = whereabouts.clock_skew_ms {
+        doc.put(&origin, "clock_skew_ms", skew)?;
+    }
     doc.put(ROOT, "queue_number", u64::from(new.queue_number))?;
     if let Some(evidence) = &new.evidence {
         let map = doc.put_object(ROOT, "evidence", ObjType::Map)?;
@@ -448,11 +472,55 @@ fn parse_holder(
 
 fn parse_origin(doc: &AutoCommit, value: &Value<'_>, obj: &ObjId) -> Result<Origin, String> {
     let map = map_entries(doc, value, obj)?;
+    let fix = match map.get("fix") {
+        Some(entry) => Some(
+            parse_fix(doc, &entry.value, &entry.obj)
+                .map_err(|reason| format!("`fix`: {reason}"))?,
+        ),
+        None => None,
+    };
     Ok(Origin {
         device: required_text(&map, "device")?,
         station: required_text(&map, "station")?,
         stop: text_member(&map, "stop")?,
         at: member(&map, "at", parse_time)?.ok_or("`at` is missing")?,
+        whereabouts: Whereabouts {
+            stop_source: text_member(&map, "stop_source")?,
+            fix,
+            clock_skew_ms: member(&map, "clock_skew_ms", |value| match value.as_scalar() {
+                Some(ScalarValue::Int(number)) => Ok(*number),
+                Some(ScalarValue::Uint(number)) => {
+                    i64::try_from(*number).map_err(|_| format!("{number} is too large"))
+                }
+                _ => Err(format!("expected a whole number, found {value}")),
+            })?,
+        },
+    })
+}
+
+fn parse_fix(doc: &AutoCommit, value: &Value<'_>, obj: &ObjId) -> Result<Fix, String> {
+    let map = map_entries(doc, value, obj)?;
+    let number = |value: &Value<'_>| match value.as_scalar() {
+        Some(ScalarValue::F64(number)) if number.is_finite() => Ok(*number),
+        _ => Err(format!("expected a finite number, found {value}")),
+    };
+    let required =
+        |key: &str| member(&map, key, number)?.ok_or_else(|| format!("`{key}` is missing"));
+    let (latitude, longitude) = (required("latitude")?, required("longitude")?);
+    if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
+        return Err(format!(
+            "{latitude}, {longitude} is not a position on the Earth"
+        ));
+    }
+    let speed_mps = member(&map, "speed_mps", number)?;
+    if speed_mps.is_some_and(|speed| speed < 0.0) {
+        return Err("`speed_mps` is negative".into());
+    }
+    Ok(Fix {
+        latitude,
+        longitude,
+        at: member(&map, "at", parse_time)?.ok_or("`at` is missing")?,
+        speed_mps,
     })
 }
 
@@ -571,6 +639,17 @@ fn read_ids(doc: &AutoCommit, map: &Entries, key: &str) -> Result<Vec<EventId>, 
             Ok(EventId::from_uuid(uuid))
         })
         .collect()
+}
+
+impl FromStr for StopSource {
+    type Err = String;
+    fn from_str(code: &str) -> Result<Self, String> {
+        StopSource::ALL
+            .iter()
+            .copied()
+            .find(|source| source.code() == code)
+            .ok_or_else(|| format!("unknown stop source `{code}`"))
+    }
 }
 
 impl FromStr for EligibilityOutcome {

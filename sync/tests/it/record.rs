@@ -5,7 +5,8 @@
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ROOT, ReadDoc};
 use busloket_sync::record::{
-    ConflictKind, EligibilityOutcome, EventKind, RecordError, RequestRecord, SCHEMA_VERSION, Status,
+    ConflictKind, EligibilityOutcome, EventKind, Fix, RecordError, RequestRecord, SCHEMA_VERSION,
+    Status, StopSource, Whereabouts,
 };
 use busloket_sync::terms::{DeliveryMethod, HolderAlgorithm};
 use expect_test::expect;
@@ -367,4 +368,75 @@ fn card_evidence_is_kept_and_checked() {
     doc.put(&holder, "signature", "not bytes").unwrap();
     let error = RequestRecord::load(&doc.save()).err().unwrap();
     assert!(error.to_string().contains("signature"), "{error}");
+}
+
+#[test]
+fn the_whereabouts_are_kept_and_checked() {
+    let fix = Fix {
+        latitude: 51.05434,
+        longitude: 3.71742,
+        at: time(30),
+        speed_mps: Some(0.4),
+    };
+    let mut new = new_request(1);
+    new.origin.whereabouts = Whereabouts {
+        stop_source: Some(StopSource::Staff),
+        fix: Some(fix),
+        clock_skew_ms: Some(-125_000),
+    };
+    let mut record = RequestRecord::create(&new, actor(1), event_id(1), "kiosk:kiosk-1").unwrap();
+    let reloaded = RequestRecord::load(&record.save()).unwrap();
+    assert_eq!(reloaded.view().unwrap().fields.origin, new.origin);
+    // A request without them (no receiver, or made before they were written) reads as none.
+    assert_eq!(
+        created(2).view().unwrap().fields.origin.whereabouts,
+        Whereabouts::default()
+    );
+
+    let refused = |whereabouts: Whereabouts, stop: bool| {
+        let mut new = new_request(1);
+        new.origin.whereabouts = whereabouts;
+        if !stop {
+            new.origin.stop = None;
+        }
+        RequestRecord::create(&new, actor(1), event_id(1), "kiosk:kiosk-1")
+            .err()
+            .map(|error| error.to_string())
+    };
+    let bad_fix = |latitude: f64, speed: f64| Whereabouts {
+        fix: Some(Fix {
+            latitude,
+            speed_mps: Some(speed),
+            ..fix
+        }),
+        ..Whereabouts::default()
+    };
+    assert!(
+        refused(bad_fix(91.0, 0.0), true)
+            .unwrap()
+            .contains("latitude within ±90")
+    );
+    assert!(refused(bad_fix(f64::NAN, 0.0), true).is_some());
+    assert!(refused(bad_fix(51.0, -1.0), true).is_some());
+    let source_without_stop = Whereabouts {
+        stop_source: Some(StopSource::Gps),
+        ..Whereabouts::default()
+    };
+    assert!(
+        refused(source_without_stop, false)
+            .unwrap()
+            .contains("stop source needs a stop")
+    );
+
+    // A fix that another replica wrote badly is refused on load, naming the field.
+    let mut doc = AutoCommit::load(&record.save()).unwrap();
+    let (_, origin) = doc.get(ROOT, "origin").unwrap().unwrap();
+    let (_, map) = doc.get(&origin, "fix").unwrap().unwrap();
+    doc.put(&map, "latitude", "north").unwrap();
+    let error = RequestRecord::load(&doc.save()).err().unwrap().to_string();
+    assert!(error.contains("`fix`: `latitude`"), "{error}");
+    let mut doc = AutoCommit::load(&record.save()).unwrap();
+    doc.put(&origin, "stop_source", "guess").unwrap();
+    let error = RequestRecord::load(&doc.save()).err().unwrap().to_string();
+    assert!(error.contains("unknown stop source"), "{error}");
 }

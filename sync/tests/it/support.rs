@@ -74,6 +74,7 @@ pub fn new_request(n: u32) -> NewRequest {
             station: "kiosk-1".into(),
             stop: Some("markt".parse().unwrap()),
             at: time(i64::from(n) * 60),
+            whereabouts: Default::default(),
         },
         queue_number: n + 1,
         // Odd requests were made with a card read, even ones with a typed identity; requests
