@@ -9,7 +9,9 @@
 //! - [`printer`]: the thermal receipt printer ([`ReceiptPrinter`]: [`TcpReceiptPrinter`] for
 //!   network printers, [`SimReceiptPrinter`]) and the document printer ([`DocumentPrinter`]:
 //!   [`SimDocumentPrinter`]).
-//! - [`gps`]: where the bus is ([`PositionSource`]; [`SimGps`]; the gpsd driver comes later).
+//! - [`gps`]: where the bus is ([`PositionSource`]: [`GpsdSource`] through gpsd, [`SimGps`]
+//!   parked or driving a route; NMEA logs for gpsfake; the gpsfake runner behind the
+//!   `test-support` feature).
 //!
 //! Invariants:
 //! - `hardware` knows nothing of requests, catalogues or HTTP. It may depend on tokio, serde,
@@ -35,7 +37,10 @@ pub use card::{
     HolderAlgorithm, HolderRequest, HolderSignature, ReaderState, Sex, SimCardReaders,
 };
 pub use demo::{DemoCitizen, DemoRole, demo_avatar_svg, demo_citizens};
-pub use gps::{GpsFix, GpsState, PositionSource, SimGps};
+pub use gps::{
+    FixMode, GpsFix, GpsHealth, GpsLink, GpsState, GpsdOptions, GpsdSource, PositionSource, Route,
+    SimGps,
+};
 #[cfg(feature = "pcsc")]
 pub use pcsc_readers::PcscReaders;
 pub use printer::{
