@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use busloket_hardware::gps::{DEFAULT_GPSD_PORT, Route};
 use busloket_sync::terms::{DeviceId, StopId};
 use serde::Deserialize;
 use thiserror::Error;
@@ -101,8 +102,34 @@ enum RawPrinter {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 enum RawGps {
-    Simulated { latitude: f64, longitude: f64 },
+    Simulated {
+        latitude: f64,
+        longitude: f64,
+    },
+    Route {
+        #[serde(default)]
+        builtin: Option<String>,
+        #[serde(default)]
+        speed_kmh: Option<f64>,
+        #[serde(default)]
+        waypoints: Vec<RawWaypoint>,
+    },
+    Gpsd {
+        #[serde(default)]
+        address: Option<String>,
+    },
     None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWaypoint {
+    latitude: f64,
+    longitude: f64,
+    #[serde(default)]
+    dwell_seconds: u64,
+    #[serde(default)]
+    tunnel: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -232,9 +259,21 @@ pub enum PrinterConfig {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum GpsConfig {
-    Simulated { latitude: f64, longitude: f64 },
+    /// Parked at a fixed position (demo only).
+    Simulated {
+        latitude: f64,
+        longitude: f64,
+    },
+    /// Driving a route in a loop (demo only).
+    Route {
+        route: Route,
+    },
+    /// A real receiver through gpsd at `address` (`host:port`, the port defaulted to 2947).
+    Gpsd {
+        address: String,
+    },
     None,
 }
 
@@ -342,6 +381,24 @@ impl Config {
                     longitude,
                 }
             }
+            RawGps::Route {
+                builtin,
+                speed_kmh,
+                waypoints,
+            } => {
+                if !raw.demo {
+                    return Err(invalid(
+                        "gps.kind = \"route\" is allowed only with demo = true".into(),
+                    ));
+                }
+                GpsConfig::Route {
+                    route: simulated_route(builtin, speed_kmh, &waypoints).map_err(invalid)?,
+                }
+            }
+            RawGps::Gpsd { address } => GpsConfig::Gpsd {
+                address: gpsd_address(address.as_deref().unwrap_or(DEFAULT_GPSD_ADDRESS))
+                    .map_err(invalid)?,
+            },
             RawGps::None => GpsConfig::None,
         };
         let card_readers = match raw.card_readers {
@@ -442,6 +499,96 @@ impl Config {
 
     pub fn station(&self, id: &str) -> Option<&Station> {
         self.stations.iter().find(|station| station.id == id)
+    }
+}
+
+/// gpsd on this machine.
+const DEFAULT_GPSD_ADDRESS: &str = "127.0.0.1:2947";
+
+/// `host:port` for gpsd: a host or address without a port gets gpsd's port.
+fn gpsd_address(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let refuse = || {
+        format!(
+            "gps.address: `{text}` must be a host or an IP address, with an optional port (`127.0.0.1:2947`)"
+        )
+    };
+    if text.parse::<SocketAddr>().is_ok() {
+        return Ok(text.to_string());
+    }
+    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, DEFAULT_GPSD_PORT).to_string());
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse::<u16>().ok().filter(|port| *port != 0)),
+        None => (text, Some(DEFAULT_GPSD_PORT)),
+    };
+    let host_is_a_name = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    match port {
+        Some(port) if host_is_a_name => Ok(format!("{host}:{port}")),
+        _ => Err(refuse()),
+    }
+}
+
+/// The demo's simulated route: a built-in one by name, or the waypoints driven in straight lines
+/// at `speed_kmh` (default 30), standing `dwell_seconds` at each, and from the last back to the
+/// first. `tunnel` on a waypoint: no fix on the way to it.
+fn simulated_route(
+    builtin: Option<String>,
+    speed_kmh: Option<f64>,
+    waypoints: &[RawWaypoint],
+) -> Result<Route, String> {
+    match (builtin, waypoints) {
+        (Some(name), []) => {
+            if speed_kmh.is_some() {
+                return Err("gps.speed_kmh goes with gps.waypoints, not with gps.builtin".into());
+            }
+            Route::builtin(&name).ok_or_else(|| {
+                format!("gps.builtin: no built-in route `{name}` (there is \"demo\")")
+            })
+        }
+        (Some(_), _) => Err("gps: give either builtin or waypoints, not both".into()),
+        (None, [] | [_]) => Err(
+            "gps.kind = \"route\" needs builtin = \"demo\" or at least two gps.waypoints".into(),
+        ),
+        (None, [first, rest @ ..]) => {
+            let speed_kmh = speed_kmh.unwrap_or(30.0);
+            if !(speed_kmh > 0.0 && speed_kmh <= 130.0) {
+                return Err(format!(
+                    "gps.speed_kmh: {speed_kmh} must be more than 0 and at most 130"
+                ));
+            }
+            let speed_mps = speed_kmh / 3.6;
+            for (number, waypoint) in waypoints.iter().enumerate() {
+                if !(-90.0..=90.0).contains(&waypoint.latitude)
+                    || !(-180.0..=180.0).contains(&waypoint.longitude)
+                {
+                    return Err(format!(
+                        "gps.waypoints[{number}]: latitude must be within ±90 and longitude within ±180"
+                    ));
+                }
+            }
+            let stand = |route: Route, waypoint: &RawWaypoint| match waypoint.dwell_seconds {
+                0 => route,
+                seconds => route.dwell(Duration::from_secs(seconds)),
+            };
+            let drive = |route: Route, waypoint: &RawWaypoint| {
+                let (latitude, longitude) = (waypoint.latitude, waypoint.longitude);
+                if waypoint.tunnel {
+                    route.drive_without_fix_to(latitude, longitude, speed_mps)
+                } else {
+                    route.drive_to(latitude, longitude, speed_mps)
+                }
+            };
+            let mut route = stand(Route::starting_at(first.latitude, first.longitude), first);
+            for waypoint in rest {
+                route = stand(drive(route, waypoint), waypoint);
+            }
+            Ok(drive(route, first))
+        }
     }
 }
 
@@ -549,6 +696,188 @@ mod tests {
             err.to_string().contains("busloket-provision staff eid"),
             "{err}"
         );
+    }
+
+    /// The example with its `[gps]` section replaced by `section` (the section's own comments
+    /// up to the next table go with it).
+    fn with_gps(section: &str, demo: bool) -> String {
+        let start = EXAMPLE
+            .find("\n[gps]\n")
+            .expect("the example has a [gps] section")
+            + 1;
+        let end = start + EXAMPLE[start..].find("\n[[").expect("a table after [gps]") + 1;
+        let text = format!(
+            "{}[gps]\n{section}\n\n{}",
+            &EXAMPLE[..start],
+            &EXAMPLE[end..]
+        );
+        if demo {
+            text
+        } else {
+            // Without demo mode the other devices must be real ones too.
+            text.replace("demo = true", "demo = false")
+                .replace(
+                    "[card_readers]\nkind = \"simulated\"",
+                    "[card_readers]\nkind = \"pcsc\"",
+                )
+                .replace(
+                    "kind = \"simulated\"\nname = \"Demo ticket printer\"\noutput_dir = \"printed\"",
+                    "kind = \"tcp\"\nname = \"Ticket printer\"\naddress = \"192.0.2.10:9100\"",
+                )
+        }
+    }
+
+    fn gps_of(section: &str, demo: bool) -> Result<GpsConfig, ConfigError> {
+        Config::parse(Path::new("node.toml"), &with_gps(section, demo)).map(|config| config.gps)
+    }
+
+    fn gpsd(address: &str) -> GpsConfig {
+        GpsConfig::Gpsd {
+            address: address.into(),
+        }
+    }
+
+    #[test]
+    fn the_example_parks_the_demo_bus_at_the_markt() {
+        let config = Config::parse(Path::new("node.toml"), EXAMPLE).unwrap();
+        assert_eq!(
+            config.gps,
+            GpsConfig::Simulated {
+                latitude: 50.8279,
+                longitude: 3.2649
+            }
+        );
+    }
+
+    #[test]
+    fn the_examples_commented_gps_options_are_valid() {
+        let start = EXAMPLE.find("\n[gps]\n").unwrap();
+        let section = &EXAMPLE[start..start + EXAMPLE[start..].find("\n[[").unwrap()];
+        let commented: Vec<&str> = section
+            .lines()
+            .skip_while(|line| !line.starts_with("longitude"))
+            .skip(1)
+            .map(|line| line.strip_prefix('#').unwrap_or(line).trim_start())
+            .collect();
+        let alternatives: Vec<String> = commented
+            .split(|line| line.is_empty())
+            .map(|lines| lines.join("\n"))
+            .filter(|text| !text.is_empty() && !text.starts_with("Local staff"))
+            .collect();
+        assert_eq!(alternatives.len(), 3, "{alternatives:?}");
+        for alternative in &alternatives {
+            let gps =
+                gps_of(alternative, true).unwrap_or_else(|err| panic!("{alternative}: {err}"));
+            assert_ne!(gps, GpsConfig::None, "{alternative}");
+        }
+    }
+
+    #[test]
+    fn gpsd_needs_no_demo_mode_and_defaults_to_this_machine_on_port_2947() {
+        assert_eq!(
+            gps_of("kind = \"gpsd\"", false).unwrap(),
+            gpsd("127.0.0.1:2947")
+        );
+        for (given, meant) in [
+            ("localhost", "localhost:2947"),
+            ("gps-box.bus.local:2948", "gps-box.bus.local:2948"),
+            ("10.0.0.5", "10.0.0.5:2947"),
+            ("10.0.0.5:2948", "10.0.0.5:2948"),
+            ("::1", "[::1]:2947"),
+            ("[::1]:2948", "[::1]:2948"),
+        ] {
+            let section = format!("kind = \"gpsd\"\naddress = \"{given}\"");
+            assert_eq!(gps_of(&section, false).unwrap(), gpsd(meant), "{given}");
+        }
+        for wrong in [
+            "",
+            "gps box",
+            "localhost:gpsd",
+            "localhost:0",
+            "10.0.0.5:99999",
+        ] {
+            let section = format!("kind = \"gpsd\"\naddress = \"{wrong}\"");
+            let err = gps_of(&section, false).unwrap_err();
+            assert!(err.to_string().contains("gps.address"), "{wrong}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_built_in_demo_route_is_chosen_by_name_in_demo_mode_only() {
+        let section = "kind = \"route\"\nbuiltin = \"demo\"";
+        assert_eq!(
+            gps_of(section, true).unwrap(),
+            GpsConfig::Route {
+                route: Route::demo()
+            }
+        );
+        let err = gps_of(section, false).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("gps.kind = \"route\" is allowed only with demo = true"),
+            "{err}"
+        );
+        let err = gps_of("kind = \"route\"\nbuiltin = \"gent\"", true).unwrap_err();
+        assert!(
+            err.to_string().contains("no built-in route `gent`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn waypoints_make_a_loop_with_stops_and_tunnels() {
+        let section = "kind = \"route\"\n\
+                       speed_kmh = 36\n\
+                       waypoints = [\n\
+                         { latitude = 50.8279, longitude = 3.2649, dwell_seconds = 90 },\n\
+                         { latitude = 50.8247, longitude = 3.2640 },\n\
+                         { latitude = 50.8301, longitude = 3.2628, dwell_seconds = 60, tunnel = true },\n\
+                       ]";
+        let expected = Route::starting_at(50.8279, 3.2649)
+            .dwell(Duration::from_secs(90))
+            .drive_to(50.8247, 3.2640, 10.0)
+            .drive_without_fix_to(50.8301, 3.2628, 10.0)
+            .dwell(Duration::from_secs(60))
+            .drive_to(50.8279, 3.2649, 10.0);
+        assert_eq!(
+            gps_of(section, true).unwrap(),
+            GpsConfig::Route { route: expected }
+        );
+    }
+
+    #[test]
+    fn a_route_that_cannot_be_driven_is_refused_with_the_reason() {
+        let two = "waypoints = [{ latitude = 50.0, longitude = 4.0 }, { latitude = 50.1, longitude = 4.0 }]";
+        for (section, reason) in [
+            ("kind = \"route\"", "at least two gps.waypoints"),
+            (
+                "kind = \"route\"\nwaypoints = [{ latitude = 50.0, longitude = 4.0 }]",
+                "at least two gps.waypoints",
+            ),
+            (
+                &format!("kind = \"route\"\nbuiltin = \"demo\"\n{two}"),
+                "either builtin or waypoints",
+            ),
+            (
+                "kind = \"route\"\nbuiltin = \"demo\"\nspeed_kmh = 20",
+                "speed_kmh goes with gps.waypoints",
+            ),
+            (
+                &format!("kind = \"route\"\nspeed_kmh = 0\n{two}"),
+                "gps.speed_kmh: 0 must be more than 0",
+            ),
+            (
+                "kind = \"route\"\nwaypoints = [{ latitude = 50.0, longitude = 4.0 }, { latitude = 95.0, longitude = 4.0 }]",
+                "gps.waypoints[1]",
+            ),
+            (
+                "kind = \"route\"\nwaypoints = [{ latitude = 50.0, longitude = 4.0, stop = true }, { latitude = 50.1, longitude = 4.0 }]",
+                "unknown field `stop`",
+            ),
+        ] {
+            let err = gps_of(section, true).unwrap_err();
+            assert!(err.to_string().contains(reason), "{section}: {err}");
+        }
     }
 
     #[test]

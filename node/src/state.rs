@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use busloket_hardware::eid::TrustAnchors;
 use busloket_hardware::{
-    CardReaders, PcscReaders, PositionSource, ReceiptPrinter, SimCardReaders, SimGps,
+    CardReaders, GpsdSource, PcscReaders, PositionSource, ReceiptPrinter, SimCardReaders, SimGps,
     SimReceiptPrinter, TcpReceiptPrinter, demo_citizens,
 };
 use busloket_sync::catalogue::Catalogue;
@@ -171,11 +171,17 @@ impl AppState {
                 None,
             ),
         };
-        let gps: Arc<dyn PositionSource> = match config.gps {
+        let gps: Arc<dyn PositionSource> = match &config.gps {
             GpsConfig::Simulated {
                 latitude,
                 longitude,
-            } => Arc::new(SimGps::fixed(latitude, longitude)),
+            } => Arc::new(SimGps::fixed(*latitude, *longitude)),
+            GpsConfig::Route { route } => {
+                Arc::new(SimGps::driving(route.clone()).context("cannot start the simulated GPS")?)
+            }
+            GpsConfig::Gpsd { address } => Arc::new(
+                GpsdSource::start(address.clone()).context("cannot start the gpsd client")?,
+            ),
             GpsConfig::None => Arc::new(SimGps::no_fix()),
         };
         let demo = config.demo.then(|| DemoDevices {

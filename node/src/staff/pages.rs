@@ -105,6 +105,7 @@ pub async fn dashboard(
     let readers = state.readers.readers();
     let printer_status = state.receipt_printer.status();
     let gps = state.gps.current();
+    let gps_health = state.gps.health();
     let open = summaries.iter().filter(|s| !s.status.is_finished()).count();
     let sync = crate::sync::current_status(&state).await;
     let main = html! {
@@ -153,6 +154,9 @@ pub async fn dashboard(
                             busloket_hardware::GpsState::Fix(fix) => { (format!("{:.5}, {:.5}", fix.latitude, fix.longitude)) }
                             busloket_hardware::GpsState::NoFix => span.bad { (tr.t("staff-gps-no-fix")) },
                         }
+                        // The receiver's own words (gpsd's address and the reason), for the
+                        // clerk to pass on to IT: a device diagnostic, not translated.
+                        @if !gps_health.is_ok() { " — " small.bad lang="en" { (gps_health) } }
                     }
                     li { strong { (tr.t("staff-stop")) } ": " (state.config.stop.as_ref().map(|s| s.to_string()).unwrap_or_else(|| tr.t("staff-stop-unknown"))) }
                 }

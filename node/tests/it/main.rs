@@ -3,6 +3,7 @@
 //! events.
 
 mod api;
+mod gps;
 mod kiosk;
 mod staff;
 mod sync;
