@@ -42,6 +42,14 @@ const PACKAGES: &[(&str, &str)] = &[
         "iputils-ping",
         "ping -U, the emulated LTE link's round trip",
     ),
+    (
+        "gpsd",
+        "the GPS daemon the node reads positions from; the GPS tests run it through gpsfake",
+    ),
+    (
+        "gpsd-clients",
+        "gpsfake, which plays the tests' NMEA logs through its own gpsd (and gpspipe, to look by hand)",
+    ),
 ];
 
 pub fn install() -> Result<()> {
