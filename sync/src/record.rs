@@ -555,6 +555,13 @@ impl RequestRecord {
         })
     }
 
+    /// The whole document with its columns DEFLATE-compressed: about two thirds of
+    /// [`Self::save`]'s size for 15 times its time. For payloads, whose bytes count against a
+    /// batch's cap (PROTOCOL.md): fewer uploads a day.
+    pub fn save_compressed(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
     /// The changes since the last [`Self::save`] or `save_incremental` of this value (everything,
     /// right after [`Self::load`]).
     pub fn save_incremental(&mut self) -> Vec<u8> {

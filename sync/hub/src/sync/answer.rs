@@ -90,7 +90,7 @@ pub(super) fn payload_for(record: &mut RequestRecord, confirmed: &[ChangeHash]) 
         .filter(|hash| record.has_change(hash))
         .collect();
     if known.is_empty() {
-        return Some(Payload::Document(record.save()));
+        return Some(Payload::Document(record.save_compressed()));
     }
     let changes = record.changes_since(&known);
     (!changes.is_empty()).then(|| {
@@ -143,7 +143,7 @@ impl<S: HubStorage + ?Sized> Hub<S> {
                 continue;
             }
             if let Some(mut record) = self.load_for_answer(id)? {
-                let payload = Payload::Document(record.save());
+                let payload = Payload::Document(record.save_compressed());
                 if !parts.fits(payload.len()) {
                     break;
                 }
