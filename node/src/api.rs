@@ -36,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/requests/{id}/reprint", post(reprint))
         .route("/devices", get(devices))
         .route("/sync", get(sync_status).post(request_sync))
+        .route("/position", get(position))
 }
 
 /// `Json` whose rejections answer in the API's error shape.
@@ -367,6 +368,15 @@ async fn devices(State(state): State<AppState>, _staff: Staff) -> Json<Devices> 
         },
         gps: state.gps.current(),
     })
+}
+
+/// Where the bus is, as the staff console shows it: the stop requests get and how it is
+/// known, the fix, the clock's skew, the receiver's health.
+async fn position(
+    State(state): State<AppState>,
+    _staff: Staff,
+) -> Json<crate::position::PositionStatus> {
+    Json(state.position.status(Utc::now()))
 }
 
 /// The sync status, as the staff console shows it.

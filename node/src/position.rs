@@ -4,7 +4,7 @@
 //!
 //! The stop a request gets, in order: the one staff set by hand (until they clear it, or the
 //! day ends); the one the fixes say; the configured stop of a node that does not move, while
-//! the fixes say nothing (no receiver, no fix).
+//! the fixes say nothing (no receiver, no fix, or no stop schedule from the hub yet).
 
 pub mod tracker;
 
@@ -358,13 +358,15 @@ fn effective_stop(
             manual.stop.as_ref().map(|_| StopSource::Staff),
         );
     }
+    let configured = (
+        configured.cloned(),
+        configured.map(|_| StopSource::Configured),
+    );
     match inner.tracker.location() {
+        _ if inner.schedule.stops.is_empty() => configured,
         Location::AtStop(stop) => (Some(stop.clone()), Some(StopSource::Gps)),
         Location::Driving => (None, None),
-        Location::Unknown => (
-            configured.cloned(),
-            configured.map(|_| StopSource::Configured),
-        ),
+        Location::Unknown => configured,
     }
 }
 
@@ -482,6 +484,14 @@ mod tests {
         // Driving, 2 km away.
         service.observe(fix(2_000.0, 0, 0), at(0));
         assert_eq!(service.here(at(0)).stop, None);
+        // Without a schedule the fixes cannot name a stop: the configured one holds.
+        let unscheduled = PositionService::new(
+            Arc::new(Quiet(watch::Sender::new(GpsState::NoFix))),
+            markt(),
+            Events::new(),
+        );
+        unscheduled.observe(fix(2_000.0, 0, 0), at(0));
+        assert_eq!(unscheduled.here(at(0)).stop, markt());
     }
 
     #[test]

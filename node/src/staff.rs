@@ -22,7 +22,9 @@ use busloket_hardware::eid::Pin;
 use busloket_hardware::{CardError, HolderRequest};
 use busloket_sync::national_number::NationalNumber;
 use busloket_sync::record::{Delivery, Person};
-use busloket_sync::terms::{AuthStrength, Channel, DeliveryMethod, Language, Relation, RequestId};
+use busloket_sync::terms::{
+    AuthStrength, Channel, DeliveryMethod, Language, Relation, RequestId, StopId,
+};
 use chrono::Utc;
 use futures::Stream;
 use serde::Deserialize;
@@ -44,6 +46,8 @@ pub fn routes() -> Router<AppState> {
         .route("/staff/events", get(events))
         .route("/staff/help/{station}/answer", post(answer_help))
         .route("/staff/sync", post(sync_now))
+        .route("/staff/stop", post(set_stop))
+        .route("/staff/stop/clear", post(clear_stop))
         .route("/staff/serve", get(pages::serve_page).post(serve))
         .route("/staff/serve/read-card", post(read_desk_card))
         .route("/staff/serve/photo", get(desk_photo))
@@ -175,6 +179,49 @@ async fn answer_help(
         state.events.send(NodeEvent::Help);
         crate::kiosk::notify(&state, &station);
     }
+    Redirect::to("/staff").into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct StopForm {
+    /// A stop id, or `none` for "at no stop".
+    stop: String,
+}
+
+/// Staff set the stop by hand (the GPS is wrong or absent): requests made meanwhile record it
+/// as set by staff.
+async fn set_stop(
+    State(state): State<AppState>,
+    MaybeStaff(staff): MaybeStaff,
+    Form(form): Form<StopForm>,
+) -> Response {
+    let Some(staff) = staff else {
+        return to_login();
+    };
+    let stop = match form.stop.as_str() {
+        "none" => None,
+        text => match text.parse::<StopId>() {
+            Ok(stop) => Some(stop),
+            Err(error) => {
+                return ApiError::bad_request("bad-stop", error.to_string()).into_response();
+            }
+        },
+    };
+    let by = format!("staff:{}", staff.username);
+    if let Err(error) = state.position.set_manual(stop, &by, Utc::now()) {
+        return ApiError::unprocessable("unknown-stop", error.to_string()).into_response();
+    }
+    Redirect::to("/staff").into_response()
+}
+
+/// Back to the stop the GPS says.
+async fn clear_stop(State(state): State<AppState>, MaybeStaff(staff): MaybeStaff) -> Response {
+    let Some(staff) = staff else {
+        return to_login();
+    };
+    state
+        .position
+        .clear_manual(&format!("staff:{}", staff.username));
     Redirect::to("/staff").into_response()
 }
 

@@ -21,9 +21,10 @@ use crate::config::{Config, GpsConfig, PrinterConfig, ReadersConfig};
 use crate::events::{Events, Shutdown};
 use crate::i18n::Translations;
 use crate::kiosk::KioskSessions;
+use crate::position::PositionService;
 use crate::register::{DemoRegister, Register, UnknownRegister};
 use crate::staff::DeskCardSlot;
-use crate::sync::{Enrolled, Enrolment, SyncControl};
+use crate::sync::{Enrolled, Enrolment, STOPS_FILE, SyncControl};
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -37,6 +38,8 @@ pub struct AppState {
     pub readers: Arc<dyn CardReaders>,
     pub receipt_printer: Arc<dyn ReceiptPrinter>,
     pub gps: Arc<dyn PositionSource>,
+    /// Where the bus is, over `gps` and the hub's stop schedule: what requests are stamped with.
+    pub position: Arc<PositionService>,
     pub register: Arc<dyn Register>,
     pub kiosks: Arc<KioskSessions>,
     pub staff_sessions: Arc<StaffSessions>,
@@ -189,6 +192,17 @@ impl AppState {
             receipt_printer: sim_printer,
         });
         let kiosks = Arc::new(KioskSessions::new(&config.stations));
+        let events = Events::new();
+        let position = Arc::new(PositionService::new(
+            gps.clone(),
+            config.stop.clone(),
+            events.clone(),
+        ));
+        match store.synced_file(STOPS_FILE) {
+            Ok(Some(file)) => position.take_schedule_file(&file.bytes),
+            Ok(None) => {}
+            Err(error) => tracing::warn!("cannot read the synced stop schedule: {error}"),
+        }
         Ok(AppState {
             store: Arc::new(store),
             actor,
@@ -202,7 +216,8 @@ impl AppState {
             staff_sessions: Arc::new(StaffSessions::default()),
             help_calls: Arc::new(HelpCalls::default()),
             desk: Arc::new(DeskCardSlot::default()),
-            events: Events::new(),
+            position,
+            events,
             shutdown: Shutdown::new(),
             demo,
             enrolled,
@@ -217,6 +232,7 @@ impl AppState {
         let card_events = self.readers.subscribe();
         tokio::spawn(crate::kiosk::follow_card_events(self.clone(), card_events));
         tokio::spawn(crate::kiosk::expire_idle_sessions(self.clone()));
+        tokio::spawn(self.position.clone().run(self.shutdown.clone()));
         if let Some(enrolled) = &self.enrolled {
             tokio::spawn(crate::sync::run_loop(self.clone(), enrolled.clone()));
         }

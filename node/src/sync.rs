@@ -401,6 +401,7 @@ async fn take_files(state: &AppState, enrolled: &Enrolled, settled: &Settled) {
         };
         match file.name.as_str() {
             STAFF_FILE => state.sync.take_staff_file(&file.bytes),
+            STOPS_FILE => state.position.take_schedule_file(&file.bytes),
             CRL_FILE => {
                 state
                     .sync

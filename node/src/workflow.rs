@@ -177,6 +177,8 @@ pub fn draft(state: &AppState, input: SubmitInput, now: DateTime<Utc>) -> Result
             .copied()
             .unwrap_or(input.language)
     };
+    // Where the bus is now: the stop, how it is known, the fix and the clock's skew.
+    let here = state.position.here(now);
     let draft = Draft {
         request: NewRequest {
             id: RequestId::new(
@@ -196,9 +198,9 @@ pub fn draft(state: &AppState, input: SubmitInput, now: DateTime<Utc>) -> Result
             origin: Origin {
                 device: state.config.device_id.clone(),
                 station: input.station,
-                stop: state.config.stop.clone(),
+                stop: here.stop,
                 at: now,
-                whereabouts: Default::default(),
+                whereabouts: here.whereabouts,
             },
             queue_number: 0,
             evidence: input.evidence,

@@ -302,6 +302,14 @@ radius_m = 40
     }
 
     #[test]
+    fn the_example_schedule_parses() {
+        let example = include_str!("../../deploy/stops.example.toml");
+        let schedule = StopSchedule::parse(example).unwrap();
+        assert_eq!(schedule.stops.len(), 3);
+        assert_eq!(schedule.stops[0].id.as_str(), "demo-markt");
+    }
+
+    #[test]
     fn distances_are_great_circle_metres() {
         // Grand-Place to Place Flagey (Brussels), about 2.55 km.
         let a = Position {

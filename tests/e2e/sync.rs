@@ -117,6 +117,9 @@ fn a_day_offline_reaches_the_hub_and_the_citys_decision_comes_back() -> Result<(
         round["round_trips"].as_u64().unwrap_or(0) >= 1,
         "{status:#}"
     );
+    // The hub's stop schedule came with the round.
+    let position = node.position(&link)?;
+    assert_eq!(position["stops_known"], 3, "{position:#}");
 
     // A decision of the city, made at the hub, reaches the bus on its next round.
     let id = &ids[7];

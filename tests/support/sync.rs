@@ -208,11 +208,16 @@ impl TestHub {
                 "[[staff]]\nusername = \"{HUB_USER}\"\ndisplay_name = \"Central IT\"\npassword_hash = \"{hash}\"\nroles = [\"central-it\", \"city-clerk\"]\n"
             ),
         )?;
+        // The demo's stops: the buses get them as synced file `stops`.
+        std::fs::write(
+            dir.path().join("stops.toml"),
+            include_str!("../../deploy/stops.example.toml"),
+        )?;
         let config = dir.path().join("hub.toml");
         std::fs::write(
             &config,
             format!(
-                "listen = \"{addr}:{HUB_PORT}\"\ndata_dir = \"data\"\nat_rest_key = \"keys/at-rest.key\"\nstaff_file = \"staff.toml\"\n\n[trust]\nca_dir = \"{ca}\"\n",
+                "listen = \"{addr}:{HUB_PORT}\"\ndata_dir = \"data\"\nat_rest_key = \"keys/at-rest.key\"\nstaff_file = \"staff.toml\"\nstops_file = \"stops.toml\"\n\n[trust]\nca_dir = \"{ca}\"\n",
                 addr = link.hub_addr(),
                 ca = city.ca_dir().display()
             ),
@@ -405,6 +410,20 @@ impl SyncedNode {
         self.call(link, |client, base, token| async move {
             Ok(client
                 .get(format!("{base}/api/v1/sync"))
+                .bearer_auth(token)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?)
+        })
+    }
+
+    /// `GET /api/v1/position`: where the node says the bus is.
+    pub fn position(&self, link: &LteLink) -> Result<Value> {
+        self.call(link, |client, base, token| async move {
+            Ok(client
+                .get(format!("{base}/api/v1/position"))
                 .bearer_auth(token)
                 .send()
                 .await?

@@ -266,6 +266,9 @@ pub fn prepare_synced(
         std::fs::write(&staff, text)
             .with_context(|| format!("cannot write {}", staff.display()))?;
     }
+    let stops = hub.join("stops.toml");
+    std::fs::copy(root.join("deploy/stops.example.toml"), &stops)
+        .with_context(|| format!("cannot write {}", stops.display()))?;
     let hub_config = hub.join("hub.toml");
     std::fs::write(
         &hub_config,
@@ -275,6 +278,7 @@ pub fn prepare_synced(
              data_dir = \"data\"\n\
              at_rest_key = \"keys/at-rest.key\"\n\
              staff_file = \"staff.toml\"\n\
+             stops_file = \"stops.toml\"\n\
              \n\
              [trust]\n\
              ca_dir = \"../city/ca\"\n"
@@ -285,7 +289,16 @@ pub fn prepare_synced(
     // The bus.
     generate_key(root, profile, &keys.join("at-rest.key"))?;
     let node_config_path = bus.join("node.toml");
-    let mut config = node_config(root, listen)?;
+    // The demo bus drives its route between the demo's stops (deploy/stops.example.toml).
+    let mut config = node_config(root, listen)?.replace(
+        "kind = \"simulated\"\nlatitude = 50.8279\nlongitude = 3.2649\n",
+        "kind = \"route\"\nbuiltin = \"demo\"\n",
+    );
+    if !config.contains("builtin = \"demo\"\n") {
+        bail!(
+            "deploy/node.example.toml's [gps] changed: teach xtask/src/demo.rs to drive the demo route"
+        );
+    }
     config.push_str(&format!(
         "\n# Written by `cargo xtask demo`: the demo bus enrolled at the demo city.\n\
          [sync]\n\

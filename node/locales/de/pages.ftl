@@ -129,6 +129,19 @@ staff-printer-unknown = Zustand noch nicht bekannt
 staff-gps-no-fix = keine Position
 staff-stop = Haltestelle
 staff-stop-unknown = unbekannt
+staff-stop-source-gps = laut GPS
+staff-stop-source-staff = von Hand eingestellt von { $by } um { $time }
+staff-stop-source-configured = in der Konfiguration festgelegt
+staff-location-driving = unterwegs, an keiner Haltestelle
+staff-location-unknown = unbekannt: keine GPS-Position
+staff-no-stop = keine Haltestelle
+staff-clock-skew = Die Uhr des Busses weicht { $seconds } Sekunden von der GPS-Zeit ab: die Zeiten neuer Anträge können falsch sein. Informieren Sie die IT.
+staff-gps-jump = Eine GPS-Position sprang { $km } km und wurde verworfen (um { $time }).
+staff-stop-set-label = Haltestelle von Hand einstellen
+staff-stop-none-option = keine Haltestelle
+staff-stop-set = Einstellen
+staff-stop-clear = Zurück zum GPS
+staff-stops-none-known = Der Hub hat noch keine Haltestellenliste geschickt.
 staff-queue-count = { $count ->
     [one] Warteschlange: { $count } offener Antrag
    *[other] Warteschlange: { $count } offene Anträge
@@ -266,6 +279,7 @@ staff-sync-refused = Vom Hub abgelehnt
 staff-sync-files = Vom Hub erhalten
 staff-sync-file-crl = Sperrliste
 staff-sync-file-staff = Personalkonten
+staff-sync-file-stops = Haltestellenliste
 staff-sync-file-other = andere Datei
 staff-sync-revoked-devices = Widerrufene Geräte auf der Liste der Stadt
 staff-sync-staff = Personalkonten vom Hub

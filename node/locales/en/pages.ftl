@@ -129,6 +129,19 @@ staff-printer-unknown = state not known yet
 staff-gps-no-fix = no position
 staff-stop = Stop
 staff-stop-unknown = unknown
+staff-stop-source-gps = from the GPS
+staff-stop-source-staff = set by hand by { $by } at { $time }
+staff-stop-source-configured = fixed in the configuration
+staff-location-driving = on the road, not at a stop
+staff-location-unknown = unknown: no GPS position
+staff-no-stop = no stop
+staff-clock-skew = The bus's clock is { $seconds } seconds off GPS time: the times of new requests may be wrong. Tell IT.
+staff-gps-jump = A GPS position jumped { $km } km and was ignored (at { $time }).
+staff-stop-set-label = Set the stop by hand
+staff-stop-none-option = no stop
+staff-stop-set = Set
+staff-stop-clear = Back to the GPS
+staff-stops-none-known = The hub has not sent the list of stops yet.
 staff-queue-count = { $count ->
     [one] Queue: { $count } open request
    *[other] Queue: { $count } open requests
@@ -266,6 +279,7 @@ staff-sync-refused = Refused by the hub
 staff-sync-files = Received from the hub
 staff-sync-file-crl = revocation list
 staff-sync-file-staff = staff accounts
+staff-sync-file-stops = list of stops
 staff-sync-file-other = other file
 staff-sync-revoked-devices = Revoked devices on the city's list
 staff-sync-staff = Staff accounts from the hub

@@ -129,6 +129,19 @@ staff-printer-unknown = état pas encore connu
 staff-gps-no-fix = pas de position
 staff-stop = Arrêt
 staff-stop-unknown = inconnu
+staff-stop-source-gps = selon le GPS
+staff-stop-source-staff = réglé à la main par { $by } à { $time }
+staff-stop-source-configured = fixé dans la configuration
+staff-location-driving = en route, pas à un arrêt
+staff-location-unknown = inconnu : pas de position GPS
+staff-no-stop = aucun arrêt
+staff-clock-skew = L'horloge du bus s'écarte de { $seconds } secondes de l'heure GPS : les heures des nouvelles demandes peuvent être fausses. Prévenez l'IT.
+staff-gps-jump = Une position GPS a sauté de { $km } km et a été ignorée (à { $time }).
+staff-stop-set-label = Régler l'arrêt à la main
+staff-stop-none-option = aucun arrêt
+staff-stop-set = Régler
+staff-stop-clear = Revenir au GPS
+staff-stops-none-known = Le hub n'a pas encore envoyé la liste des arrêts.
 staff-queue-count = { $count ->
     [one] File d'attente : { $count } demande ouverte
    *[other] File d'attente : { $count } demandes ouvertes
@@ -266,6 +279,7 @@ staff-sync-refused = Refusées par le hub
 staff-sync-files = Reçu du hub
 staff-sync-file-crl = liste de révocation
 staff-sync-file-staff = comptes du personnel
+staff-sync-file-stops = liste des arrêts
 staff-sync-file-other = autre fichier
 staff-sync-revoked-devices = Appareils révoqués sur la liste de la ville
 staff-sync-staff = Comptes du personnel venant du hub

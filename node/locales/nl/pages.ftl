@@ -129,6 +129,19 @@ staff-printer-unknown = toestand nog niet gekend
 staff-gps-no-fix = geen positie
 staff-stop = Halte
 staff-stop-unknown = onbekend
+staff-stop-source-gps = volgens de GPS
+staff-stop-source-staff = met de hand ingesteld door { $by } om { $time }
+staff-stop-source-configured = vast ingesteld in de configuratie
+staff-location-driving = onderweg, niet aan een halte
+staff-location-unknown = onbekend: geen GPS-positie
+staff-no-stop = geen halte
+staff-clock-skew = De klok van de bus wijkt { $seconds } seconden af van de GPS-tijd: de tijden van nieuwe aanvragen kunnen fout zijn. Verwittig IT.
+staff-gps-jump = Een GPS-positie sprong { $km } km en werd genegeerd (om { $time }).
+staff-stop-set-label = Halte met de hand instellen
+staff-stop-none-option = geen halte
+staff-stop-set = Instellen
+staff-stop-clear = Terug naar de GPS
+staff-stops-none-known = De hub heeft nog geen haltelijst gestuurd.
 staff-queue-count = { $count ->
     [one] Wachtrij: { $count } open aanvraag
    *[other] Wachtrij: { $count } open aanvragen
@@ -266,6 +279,7 @@ staff-sync-refused = Geweigerd door de hub
 staff-sync-files = Ontvangen van de hub
 staff-sync-file-crl = intrekkingslijst
 staff-sync-file-staff = personeelsaccounts
+staff-sync-file-stops = haltelijst
 staff-sync-file-other = ander bestand
 staff-sync-revoked-devices = Ingetrokken toestellen op de lijst van de stad
 staff-sync-staff = Personeelsaccounts van de hub

@@ -4,7 +4,8 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use busloket_hardware::PrinterStatus;
 use busloket_sync::national_number::NationalNumber;
-use busloket_sync::record::{EventKind, RequestView};
+use busloket_sync::record::{EventKind, RequestView, StopSource};
+use busloket_sync::stops::StopSchedule;
 use busloket_sync::terms::{DeliveryMethod, Language, Relation, RequestId};
 use chrono::Utc;
 use maud::{Markup, html};
@@ -15,6 +16,7 @@ use crate::error::ApiError;
 use crate::i18n::Tr;
 use crate::kiosk::pages::language_name;
 use crate::layout::{Page, local_time, page};
+use crate::position::PositionStatus;
 use crate::state::AppState;
 use crate::sync::{LinkState, SyncStatus};
 use crate::workflow;
@@ -106,6 +108,8 @@ pub async fn dashboard(
     let printer_status = state.receipt_printer.status();
     let gps = state.gps.current();
     let gps_health = state.gps.health();
+    let position = state.position.status(Utc::now());
+    let schedule = state.position.schedule();
     let open = summaries.iter().filter(|s| !s.status.is_finished()).count();
     let sync = crate::sync::current_status(&state).await;
     let main = html! {
@@ -158,9 +162,9 @@ pub async fn dashboard(
                         // clerk to pass on to IT: a device diagnostic, not translated.
                         @if !gps_health.is_ok() { " — " small.bad lang="en" { (gps_health) } }
                     }
-                    li { strong { (tr.t("staff-stop")) } ": " (state.config.stop.as_ref().map(|s| s.to_string()).unwrap_or_else(|| tr.t("staff-stop-unknown"))) }
                 }
             }
+            (stop_panel(tr, &position, &schedule))
         }
         (sync_panel(tr, &sync))
         section #queue data-live aria-labelledby="queue-title" {
@@ -277,11 +281,75 @@ fn sync_panel(tr: Tr<'_>, sync: &SyncStatus) -> Markup {
     }
 }
 
+/// Where the bus is: the stop requests get and how it is known, the clock's skew and refused
+/// jumps, and the form to set the stop by hand.
+fn stop_panel(tr: Tr, position: &PositionStatus, schedule: &StopSchedule) -> Markup {
+    let by_hand = position.manual.as_ref();
+    html! {
+        section #stop .panel data-live aria-labelledby="stop-title" {
+            h2 #stop-title { (tr.t("staff-stop")) }
+            p.big {
+                @match (&position.stop, position.stop_source) {
+                    (Some(stop), source) => {
+                        strong { (position.stop_name.clone().unwrap_or_else(|| stop.to_string())) }
+                        " — "
+                        @match (source, by_hand) {
+                            (Some(StopSource::Staff), Some(manual)) => (tr.t_with("staff-stop-source-staff", &[
+                                ("by", manual.by.trim_start_matches("staff:")),
+                                ("time", &local_time(manual.at, "%H:%M")),
+                            ])),
+                            (Some(StopSource::Configured), _) => (tr.t("staff-stop-source-configured")),
+                            _ => (tr.t("staff-stop-source-gps")),
+                        }
+                    }
+                    (None, _) if by_hand.is_some() => strong { (tr.t("staff-no-stop")) },
+                    (None, _) if position.location == "driving" => (tr.t("staff-location-driving")),
+                    (None, _) => span.bad { (tr.t("staff-location-unknown")) },
+                }
+            }
+            @if position.clock_skew_warning {
+                p.message.problem role="alert" {
+                    (tr.t_with("staff-clock-skew", &[("seconds", &(position.clock_skew_ms.unwrap_or(0) / 1000).to_string())]))
+                }
+            }
+            @if let Some(jump) = &position.last_jump {
+                p.message.problem {
+                    (tr.t_with("staff-gps-jump", &[
+                        ("km", &format!("{:.1}", jump.distance_m / 1000.0)),
+                        ("time", &local_time(jump.at, "%H:%M")),
+                    ]))
+                }
+            }
+            @if schedule.stops.is_empty() {
+                p { (tr.t("staff-stops-none-known")) }
+            } @else {
+                form method="post" action="/staff/stop" {
+                    label for="stop-choice" { (tr.t("staff-stop-set-label")) }
+                    select #stop-choice name="stop" {
+                        @for stop in &schedule.stops {
+                            option value=(stop.id) selected[position.stop.as_ref() == Some(&stop.id)] { (stop.name) }
+                        }
+                        option value="none" { (tr.t("staff-stop-none-option")) }
+                    }
+                    " "
+                    button.button type="submit" { (tr.t("staff-stop-set")) }
+                }
+            }
+            @if by_hand.is_some() {
+                form.inline method="post" action="/staff/stop/clear" {
+                    button.button.secondary type="submit" { (tr.t("staff-stop-clear")) }
+                }
+            }
+        }
+    }
+}
+
 /// The translation key part of a synced file's name; unknown names share one key.
 fn file_key(name: &str) -> &'static str {
     match name {
         crate::sync::CRL_FILE => "crl",
         crate::sync::STAFF_FILE => "staff",
+        crate::sync::STOPS_FILE => "stops",
         _ => "other",
     }
 }

@@ -5,6 +5,7 @@
 mod api;
 mod gps;
 mod kiosk;
+mod position;
 mod staff;
 mod sync;
 

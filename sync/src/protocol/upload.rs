@@ -26,7 +26,10 @@ impl OutgoingDoc {
     /// document when `base` is empty, else the changes themselves.
     pub fn from_record(id: RequestId, record: &mut RequestRecord, base: &[ChangeHash]) -> Self {
         let (hashes, payload) = if base.is_empty() {
-            (record.change_hashes(), Payload::Document(record.save_compressed()))
+            (
+                record.change_hashes(),
+                Payload::Document(record.save_compressed()),
+            )
         } else {
             let changes = record.changes_since(base);
             (
