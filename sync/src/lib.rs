@@ -4,11 +4,12 @@
 //! eligibility rules ([`catalogue`], [`eligibility`]), the request record as one Automerge document
 //! per request ([`record`]), the encrypted sled store ([`store`], [`at_rest`]) and the hash-chained
 //! access log ([`access_log`]), the link of staff accounts to their own eID ([`staff`]), and the
-//! sync protocol between a bus and the hub ([`protocol`]), and the bus's stop schedule ([`stops`]).
+//! sync protocol between a bus and the hub ([`protocol`]), the bus's stop schedule ([`stops`]) and
+//! its trip log ([`trip`]).
 //!
 //! Architecture invariants:
 //! - The pure modules (`national_number`, `catalogue`, `eligibility`, `record`, `staff`, `terms`,
-//!   `protocol`, `stops`) do no IO and
+//!   `protocol`, `stops`, `trip`) do no IO and
 //!   read no clock: time, ids and keys are arguments. Only `store`, `at_rest` and `access_log` touch
 //!   the disk.
 //! - This crate knows nothing of HTTP, HTML or devices: it never depends on axum or on
@@ -25,3 +26,4 @@ pub mod staff;
 pub mod stops;
 pub mod store;
 pub mod terms;
+pub mod trip;

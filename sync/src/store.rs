@@ -38,6 +38,7 @@
 mod layout;
 mod retention;
 mod sync_state;
+mod trip;
 
 use std::fs::DirBuilder;
 use std::io;
@@ -121,6 +122,8 @@ pub enum StoreError {
     },
     #[error("the access log failed")]
     AccessLog(#[from] AccessLogError),
+    #[error("trip log entry {number} is unreadable")]
+    TripEntry { number: u64 },
 }
 
 /// What is wrong with a stored value.
@@ -164,6 +167,8 @@ pub struct Store {
     set_aside: sled::Tree,
     /// File name → sealed version ‖ bytes.
     synced_files: sled::Tree,
+    /// Trip log entry number → sealed entry.
+    trip: sled::Tree,
     access_log: AccessLog,
     /// Serialises every read-modify-write and every multi-key read of records, so a reader
     /// never sees half a compaction. A `std` mutex: the store is synchronous and nothing
@@ -239,6 +244,7 @@ impl Store {
             acked: db.open_tree(layout::ACKED)?,
             set_aside: db.open_tree(layout::SET_ASIDE)?,
             synced_files: db.open_tree(layout::SYNCED_FILES)?,
+            trip: db.open_tree(layout::TRIP)?,
             access_log: AccessLog::open(&db, key.clone())?,
             db,
             key,

@@ -21,6 +21,8 @@ pub(super) const OUTBOX: &str = "outbox";
 pub(super) const ACKED: &str = "acked";
 pub(super) const SET_ASIDE: &str = "set_aside";
 pub(super) const SYNCED_FILES: &str = "synced_files";
+/// Trip log entry number (u64 BE) → sealed postcard [`crate::trip::TripEntry`].
+pub(super) const TRIP: &str = "trip";
 
 /// `meta` key of a constant sealed with the store's key: tells a wrong key before any write.
 pub(super) const KEY_CHECK: &[u8] = b"key-check";
@@ -34,6 +36,8 @@ pub(super) const UPLOAD_COUNTER: &[u8] = b"upload-counter";
 pub(super) const ANSWER_APPLIED: &[u8] = b"answer-applied";
 /// `meta` key: the requests to ask the hub for whole (n × 16 B ids).
 pub(super) const NEED_WHOLE: &[u8] = b"need-whole";
+/// `meta` key: the number of the last trip log entry the hub has (u64 BE).
+pub(super) const TRIP_ACKED: &[u8] = b"trip-acked";
 
 /// Compact when a record has more incremental chunks than this.
 pub(super) const MAX_INCREMENTALS: usize = 16;

@@ -389,7 +389,7 @@ impl Store {
     }
 
     /// A counter in `meta`, 0 while it was never written.
-    fn meta_u64(&self, key: &[u8]) -> Result<u64, StoreError> {
+    pub(super) fn meta_u64(&self, key: &[u8]) -> Result<u64, StoreError> {
         match self.meta.get(key)? {
             Some(bytes) => {
                 layout::decode_u64(&bytes).ok_or(StoreError::Index { tree: layout::META })

@@ -1,8 +1,7 @@
 //! Integration tests of `busloket-sync`: request records (examples and merge properties, the
-//! holder statement), the
-//! at-rest key, the store (including a crash of a child process), the access log and the sync
-//! protocol (uploads and answers, and every way to tamper with them). One test
-//! binary, so linking happens once.
+//! holder statement), the at-rest key, the store (including a crash of a child process, and the
+//! trip log), the access log and the sync protocol (uploads and answers, and every way to tamper
+//! with them). One test binary, so linking happens once.
 
 mod access_log;
 mod at_rest;
@@ -14,3 +13,4 @@ mod statement;
 mod store;
 mod store_sync;
 mod support;
+mod trip;
