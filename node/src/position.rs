@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use busloket_hardware::{GpsFix, GpsHealth, GpsState, PositionSource};
 use busloket_sync::record::{Fix, StopSource, Whereabouts};
 use busloket_sync::stops::{Position, StopSchedule};
+use busloket_sync::store::Store;
 use busloket_sync::terms::StopId;
+use busloket_sync::trip::{Thinner, TripEntry, TripEvent};
 use chrono::{DateTime, Local, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 
@@ -92,6 +94,9 @@ struct Inner {
     fix: Option<GpsFix>,
     last_jump: Option<JumpSeen>,
     skew_warned: bool,
+    thinner: Thinner,
+    /// Trip log entries not yet in the store.
+    trip: Vec<TripEntry>,
 }
 
 impl PositionService {
@@ -111,6 +116,8 @@ impl PositionService {
                 fix: None,
                 last_jump: None,
                 skew_warned: false,
+                thinner: Thinner::new(),
+                trip: Vec::new(),
             }),
         }
     }
@@ -157,6 +164,30 @@ impl PositionService {
             return Err(UnknownStop(stop.clone()));
         }
         tracing::info!(stop = ?stop.as_ref().map(StopId::as_str), by, "stop set by hand");
+        let position = last_position(&inner);
+        if let Some(ManualStop {
+            stop: Some(before), ..
+        }) = &inner.manual
+        {
+            let before = before.clone();
+            inner.trip.push(TripEntry {
+                at: now,
+                event: TripEvent::Departed {
+                    stop: before,
+                    position,
+                },
+            });
+        }
+        if let Some(stop) = &stop {
+            inner.trip.push(TripEntry {
+                at: now,
+                event: TripEvent::Arrived {
+                    stop: stop.clone(),
+                    source: StopSource::Staff,
+                    position,
+                },
+            });
+        }
         inner.manual = Some(ManualStop {
             stop,
             by: by.to_owned(),
@@ -168,7 +199,23 @@ impl PositionService {
     }
 
     pub fn clear_manual(&self, by: &str) {
-        if self.lock().manual.take().is_some() {
+        let mut inner = self.lock();
+        let cleared = inner.manual.take();
+        if let Some(ManualStop {
+            stop: Some(stop), ..
+        }) = &cleared
+        {
+            let position = last_position(&inner);
+            inner.trip.push(TripEntry {
+                at: Utc::now(),
+                event: TripEvent::Departed {
+                    stop: stop.clone(),
+                    position,
+                },
+            });
+        }
+        drop(inner);
+        if cleared.is_some() {
             tracing::info!(by, "stop set by hand cleared; back to the GPS");
             self.events.send(NodeEvent::Device);
         }
@@ -233,7 +280,7 @@ impl PositionService {
 
     /// Follows the receiver until shutdown: every new state goes to the tracker, and while
     /// there is no fix the tracker hears so every few seconds.
-    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown, store: Arc<Store>) {
         let mut receiver = self.source.subscribe();
         let mut tick = tokio::time::interval(NO_FIX_TICK);
         loop {
@@ -249,7 +296,40 @@ impl PositionService {
                 _ = tick.tick() => self.source.current(),
             };
             self.observe(state, Utc::now());
+            self.write_trip(&store).await;
         }
+    }
+
+    /// Writes the trip log entries made since the last call to the store; on failure they
+    /// stay here for the next call.
+    async fn write_trip(&self, store: &Arc<Store>) {
+        let entries = std::mem::take(&mut self.lock().trip);
+        if entries.is_empty() {
+            return;
+        }
+        let store = store.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let result = store.append_trip(&entries);
+            (entries, result)
+        })
+        .await;
+        match written {
+            Ok((_, Ok(_))) => {}
+            Ok((entries, Err(error))) => {
+                tracing::error!(
+                    "the trip log could not be written; kept for the next try: {error}"
+                );
+                let mut inner = self.lock();
+                let newer = std::mem::replace(&mut inner.trip, entries);
+                inner.trip.extend(newer);
+            }
+            Err(error) => tracing::error!("the trip log writer failed: {error}"),
+        }
+    }
+
+    /// The trip log entries not yet written (for tests that drive the service by hand).
+    pub fn take_trip(&self) -> Vec<TripEntry> {
+        std::mem::take(&mut self.lock().trip)
     }
 
     /// Takes one state of the receiver (public for tests that drive the tracker by hand).
@@ -296,6 +376,7 @@ impl PositionService {
                 outcome
             }
         };
+        record_trip(&mut inner, &outcome, now);
         if let Some(Jump {
             distance_m,
             seconds,
@@ -324,6 +405,82 @@ impl PositionService {
             self.events.send(NodeEvent::Device);
         }
     }
+}
+
+/// The trip log's side of a reading: arrivals and departures, a lost fix, a refused jump, and
+/// the points of the route while the bus is not at a stop (a bus standing at a stop adds its
+/// noise to nothing).
+fn record_trip(inner: &mut Inner, outcome: &tracker::Outcome, now: DateTime<Utc>) {
+    if let Some(jump) = &outcome.jump {
+        inner.trip.push(TripEntry {
+            at: now,
+            event: TripEvent::Jump {
+                distance_m: jump.distance_m,
+            },
+        });
+        return;
+    }
+    if outcome.reanchored {
+        inner.thinner.gap();
+    }
+    let fix = inner
+        .tracker
+        .last_fix()
+        .copied()
+        .filter(|_| *inner.tracker.location() != Location::Unknown);
+    let position = fix.map(|fix| fix.position);
+    let at = fix.map_or(now, |fix| fix.at);
+    match &outcome.moved {
+        Some((from, to)) => {
+            if let Location::AtStop(stop) = from {
+                inner.trip.push(TripEntry {
+                    at,
+                    event: TripEvent::Departed {
+                        stop: stop.clone(),
+                        position,
+                    },
+                });
+            }
+            match to {
+                Location::AtStop(stop) => inner.trip.push(TripEntry {
+                    at,
+                    event: TripEvent::Arrived {
+                        stop: stop.clone(),
+                        source: StopSource::Gps,
+                        position,
+                    },
+                }),
+                Location::Unknown => {
+                    inner.thinner.gap();
+                    inner.trip.push(TripEntry {
+                        at: now,
+                        event: TripEvent::FixLost,
+                    });
+                }
+                Location::Driving => {}
+            }
+            if let Some(fix) = fix {
+                inner.thinner.force(fix.position, fix.at);
+            }
+        }
+        None => {
+            if let (Some(fix), Location::Driving) = (fix, inner.tracker.location())
+                && let Some(point) = inner.thinner.next(fix.position, fix.at)
+            {
+                inner.trip.push(TripEntry {
+                    at: point.at,
+                    event: TripEvent::Point {
+                        position: point.position,
+                        speed_mps: (point.at == fix.at).then_some(fix.speed_mps).flatten(),
+                    },
+                });
+            }
+        }
+    }
+}
+
+fn last_position(inner: &Inner) -> Option<Position> {
+    inner.tracker.last_fix().map(|fix| fix.position)
 }
 
 fn skew_ms(fix: &GpsFix) -> i64 {
@@ -499,6 +656,52 @@ mod tests {
         let service = service(None);
         service.take_schedule_file(b"[[stop]]\nid = 3\n");
         assert_eq!(service.schedule().stops.len(), 1);
+    }
+
+    #[test]
+    fn the_trip_log_holds_arrivals_departures_the_route_and_gaps() {
+        let service = service(None);
+        for second in 0..5 {
+            service.observe(fix(5.0, second, 0), at(second));
+        }
+        // 2 km north at 10 m/s, then the fix is lost for 40 s.
+        for second in 5..205 {
+            service.observe(fix(5.0 + 10.0 * (second - 4) as f64, second, 0), at(second));
+        }
+        service.observe(GpsState::NoFix, at(210));
+        service.observe(GpsState::NoFix, at(245));
+        let trip = service.take_trip();
+        let kinds: Vec<&str> = trip
+            .iter()
+            .map(|entry| match &entry.event {
+                TripEvent::Point { .. } => "point",
+                TripEvent::Arrived { .. } => "arrived",
+                TripEvent::Departed { .. } => "departed",
+                TripEvent::FixLost => "fix-lost",
+                TripEvent::Jump { .. } => "jump",
+            })
+            .collect();
+        assert_eq!(kinds.first(), Some(&"arrived"), "{kinds:?}");
+        assert_eq!(kinds[1], "departed", "{kinds:?}");
+        assert_eq!(kinds.last(), Some(&"fix-lost"), "{kinds:?}");
+        let points = kinds.iter().filter(|kind| **kind == "point").count();
+        assert!((6..=9).contains(&points), "{kinds:?}");
+        let length = busloket_sync::trip::route_length_m(&trip);
+        assert!((1_800.0..=2_000.0).contains(&length), "{length}");
+        assert!(service.take_trip().is_empty());
+
+        // Staff set the stop by hand and clear it: recorded as such.
+        service.set_manual(markt(), "staff:an", at(250)).unwrap();
+        service.clear_manual("staff:an");
+        let trip = service.take_trip();
+        assert!(matches!(
+            &trip[0].event,
+            TripEvent::Arrived {
+                source: StopSource::Staff,
+                ..
+            }
+        ));
+        assert!(matches!(&trip[1].event, TripEvent::Departed { .. }));
     }
 
     #[test]

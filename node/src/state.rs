@@ -232,7 +232,11 @@ impl AppState {
         let card_events = self.readers.subscribe();
         tokio::spawn(crate::kiosk::follow_card_events(self.clone(), card_events));
         tokio::spawn(crate::kiosk::expire_idle_sessions(self.clone()));
-        tokio::spawn(self.position.clone().run(self.shutdown.clone()));
+        tokio::spawn(
+            self.position
+                .clone()
+                .run(self.shutdown.clone(), self.store.clone()),
+        );
         if let Some(enrolled) = &self.enrolled {
             tokio::spawn(crate::sync::run_loop(self.clone(), enrolled.clone()));
         }
