@@ -529,9 +529,13 @@ pub fn ticket(state: &AppState, view: &RequestView) -> Receipt {
         },
     ];
     if let Some(stop) = &fields.origin.stop {
+        // The stop's name when the schedule knows it: the citizen reads the ticket, not the id.
+        let schedule = state.position.schedule();
         lines.push(ReceiptLine::Field {
             label: tr.t("ticket-stop"),
-            value: stop.to_string(),
+            value: schedule
+                .get(stop)
+                .map_or_else(|| stop.to_string(), |known| known.name.clone()),
         });
     }
     lines.push(ReceiptLine::Field {

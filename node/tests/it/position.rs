@@ -127,6 +127,16 @@ async fn with_the_hubs_schedule_the_gps_names_the_stop_and_staff_can_overrule_it
     let page = dashboard(&app, &token).await;
     assert!(page.contains("Grote Markt"), "{page}");
     assert!(page.contains("volgens de GPS"), "{page}");
+    // The ticket names the stop as the citizen knows it.
+    let printer = state
+        .demo
+        .as_ref()
+        .unwrap()
+        .receipt_printer
+        .as_ref()
+        .unwrap();
+    let ticket = printer.last_text().expect("a ticket");
+    assert!(ticket.contains("Grote Markt"), "{ticket}");
 
     // The GPS is wrong: staff say the bus stands at the station.
     let (status, _) = staff_form(&app, &token, "/staff/stop", "stop=demo-station").await;
