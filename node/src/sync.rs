@@ -328,7 +328,7 @@ pub async fn sync_round(state: &AppState, enrolled: &Enrolled) -> Result<RoundRe
         .await
         .map_err(|error| RoundError::Store(error.into()))??;
         let store = state.store.clone();
-        let left_for_later = prepared.left_for_later;
+        let left_for_later = prepared.left_for_later + usize::from(prepared.trip_left);
         let (settled, after) = blocking(move || {
             let settled = settle(&store, &prepared, answer)?;
             Ok((settled, Backlog::read(&store)?))

@@ -23,11 +23,11 @@ pub use self::answer::{
     Answer, AnswerDoc, DocRefusal, FileVersion, SyncedFile, decode_answer, encode_answer,
 };
 pub use self::upload::{
-    ChangeInfo, OutgoingDoc, UploadHeader, VerifiedDoc, VerifiedPayload, VerifiedUpload,
-    build_upload, open_upload,
+    ChangeInfo, MAX_TRIP_LINES, OutgoingDoc, UploadHeader, VerifiedDoc, VerifiedPayload,
+    VerifiedUpload, build_upload, open_upload,
 };
 pub use self::upload::{from_wire, to_wire};
-pub use self::wire::{Hash, Manifest, ManifestDoc, Payload, Upload};
+pub use self::wire::{Hash, Manifest, ManifestDoc, Payload, TripLine, Upload};
 
 /// The first field of every manifest: what the signature is for, and the version.
 pub const UPLOAD_DOMAIN: &str = "busloket-sync-upload-v1";

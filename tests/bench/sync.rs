@@ -258,6 +258,7 @@ fn bus_day(city: &City, hub_url: &str, n: usize) -> Result<BusUploads> {
             answer_applied: 0,
             need_whole: Vec::new(),
             files: Vec::new(),
+            trip: Vec::new(),
         };
         uploads.push(SignedUpload {
             counter,

@@ -7,7 +7,8 @@
 
 use automerge::ChangeHash;
 use busloket_sync::protocol::{
-    self, Answer, BATCH_BYTES, FileVersion, OutgoingDoc, UploadHeader, build_upload,
+    self, Answer, BATCH_BYTES, FileVersion, MAX_TRIP_LINES, OutgoingDoc, TripLine, UploadHeader,
+    build_upload,
 };
 use busloket_sync::record::RecordError;
 use busloket_sync::store::{Acknowledgement, RemoteApply, Store, StoreError};
@@ -31,6 +32,8 @@ pub struct PreparedUpload {
     pub need_whole: Vec<RequestId>,
     /// Outbox requests left for a later upload (the batch was full).
     pub left_for_later: usize,
+    /// Trip log lines may be left for a later upload (this one carried the most it may).
+    pub trip_left: bool,
 }
 
 /// The next batch of the outbox.
@@ -87,6 +90,12 @@ pub fn prepare_upload(
     let state = store.sync_state()?;
     let now_millis = u64::try_from(now.timestamp_millis()).unwrap_or(0);
     let counter = store.next_upload_counter(now_millis)?;
+    let trip: Vec<TripLine> = store
+        .trip_since(store.trip_acknowledged()?, MAX_TRIP_LINES)?
+        .into_iter()
+        .map(|(number, entry)| TripLine { number, entry })
+        .collect();
+    let trip_left = trip.len() == MAX_TRIP_LINES;
     let header = UploadHeader {
         device: device.clone(),
         counter,
@@ -94,6 +103,7 @@ pub fn prepare_upload(
         answer_applied: state.answer_applied,
         need_whole: state.need_whole.clone(),
         files: state.files,
+        trip,
     };
     let sent = batch.iter().map(|doc| doc.id).collect();
     Ok(PreparedUpload {
@@ -103,6 +113,7 @@ pub fn prepare_upload(
         already_acknowledged,
         need_whole: state.need_whole,
         left_for_later,
+        trip_left,
     })
 }
 
@@ -141,6 +152,7 @@ pub fn settle(
     prepared: &PreparedUpload,
     answer: Answer,
 ) -> Result<Settled, StoreError> {
+    let trip_acked = answer.trip_acked;
     let mut settled = Settled {
         more: answer.more,
         files: answer
@@ -217,6 +229,7 @@ pub fn settle(
     settled.acknowledged = acknowledgement.acked.len();
     settled.need_whole = acknowledgement.need_whole.len();
     store.acknowledge(&acknowledgement)?;
+    store.acknowledge_trip(trip_acked)?;
     Ok(settled)
 }
 

@@ -650,6 +650,7 @@ fn answer_for(
         refused: Vec::new(),
         files: Vec::new(),
         more: false,
+        trip_acked: 0,
     };
     decode_answer(&encode_answer(&answer), device, prepared.counter).unwrap()
 }
@@ -822,4 +823,48 @@ async fn an_answer_body_over_the_limit_is_refused_while_it_streams() {
     let large = reqwest::Response::from(axum::http::Response::new(vec![1u8; 11]));
     let error = read_limited(large, 10).await.unwrap_err();
     assert_eq!(error.code(), "too-large");
+}
+
+/// The trip log goes with the upload from what the hub has on, signed, and what the hub says it
+/// has is not sent again.
+#[tokio::test]
+async fn the_trip_log_goes_from_what_the_hub_has_and_is_acknowledged() {
+    use busloket_sync::trip::{TripEntry, TripEvent};
+    let dir = tempfile::tempdir().unwrap();
+    let (state, key, device) = outbox_of(dir.path(), 1).await;
+    let store = state.store.clone();
+    let lost = |second: i64| TripEntry {
+        at: Utc::now() + chrono::TimeDelta::seconds(second),
+        event: TripEvent::FixLost,
+    };
+    store.append_trip(&[lost(0), lost(1), lost(2)]).unwrap();
+    let prepared = prepare_upload(&store, &key, &device, Utc::now(), usize::MAX).unwrap();
+    let opened =
+        busloket_sync::protocol::open_upload(&prepared.body, &device, &key.verifying_key())
+            .unwrap();
+    let numbers: Vec<u64> = opened
+        .manifest
+        .trip
+        .iter()
+        .map(|line| line.number)
+        .collect();
+    assert_eq!(numbers, [1, 2, 3]);
+    assert!(!prepared.trip_left);
+
+    let mut answer = answer_for(&prepared, &device, 1, Vec::new());
+    answer.trip_acked = 2;
+    settle(&store, &prepared, answer).unwrap();
+    assert_eq!(store.trip_acknowledged().unwrap(), 2);
+    let next = prepare_upload(&store, &key, &device, Utc::now(), usize::MAX).unwrap();
+    let opened =
+        busloket_sync::protocol::open_upload(&next.body, &device, &key.verifying_key()).unwrap();
+    assert_eq!(
+        opened
+            .manifest
+            .trip
+            .iter()
+            .map(|line| line.number)
+            .collect::<Vec<_>>(),
+        [3]
+    );
 }

@@ -24,6 +24,7 @@ mod sled_storage;
 use busloket_sync::at_rest::AtRestError;
 use busloket_sync::protocol::Hash;
 use busloket_sync::terms::{DeviceId, RequestId};
+use busloket_sync::trip::TripEntry;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -150,6 +151,8 @@ pub struct Commit {
     pub manifest: Option<ArchivedManifest>,
     /// Entries for the device's quarantine, each with the bytes kept aside (sealed).
     pub quarantine: Vec<(QuarantineEntry, Vec<u8>)>,
+    /// Lines of the device's trip log, numbered as on the bus, following the ones stored.
+    pub trip: Vec<(u64, TripEntry)>,
 }
 
 /// The hub's storage. Every method is blocking.
@@ -171,6 +174,11 @@ pub trait HubStorage: Send + Sync + 'static {
     fn commit(&self, commit: Commit) -> Result<(), StorageError>;
     /// Every device the hub has seen, with its state.
     fn devices(&self) -> Result<Vec<(DeviceId, DeviceState)>, StorageError>;
+    /// The number of the last trip log line stored for the device (0: none); every one before
+    /// it is stored too.
+    fn trip_acked(&self, device: &DeviceId) -> Result<u64, StorageError>;
+    /// The device's trip log lines, in order.
+    fn trip(&self, device: &DeviceId) -> Result<Vec<(u64, TripEntry)>, StorageError>;
     /// The device's quarantine entries, oldest first (without the bodies).
     fn quarantine_entries(&self, device: &DeviceId) -> Result<Vec<QuarantineEntry>, StorageError>;
     /// The archived manifest of `device` with `counter`.

@@ -28,6 +28,8 @@ pub struct Answer {
     pub files: Vec<SyncedFile>,
     /// The hub has more for the bus than fitted: ask again at once.
     pub more: bool,
+    /// The number of the last trip log line the hub has of this bus, every one before it too.
+    pub trip_acked: u64,
 }
 
 /// One request in an answer.

@@ -6,7 +6,7 @@ use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 
-use super::wire::{self, Hash, Manifest, ManifestDoc, Payload, Upload};
+use super::wire::{self, Hash, Manifest, ManifestDoc, Payload, TripLine, Upload};
 use super::{FileVersion, ProtocolError, UPLOAD_DOMAIN, actor_is_bound};
 use crate::record::RequestRecord;
 use crate::terms::{DeviceId, RequestId};
@@ -73,7 +73,12 @@ pub struct UploadHeader {
     pub answer_applied: u64,
     pub need_whole: Vec<RequestId>,
     pub files: Vec<FileVersion>,
+    /// Trip log lines the hub may lack, in order, at most [`MAX_TRIP_LINES`].
+    pub trip: Vec<TripLine>,
 }
+
+/// Trip log lines in one upload at most (a day has a few hundred).
+pub const MAX_TRIP_LINES: usize = 5_000;
 
 /// Builds, signs and compresses an upload.
 pub fn build_upload(key: &SigningKey, header: &UploadHeader, docs: Vec<OutgoingDoc>) -> Vec<u8> {
@@ -97,6 +102,7 @@ pub fn build_upload(key: &SigningKey, header: &UploadHeader, docs: Vec<OutgoingD
         need_whole: header.need_whole.iter().map(|id| *id.as_bytes()).collect(),
         files: header.files.clone(),
         docs: manifest_docs,
+        trip: header.trip.clone(),
     };
     let manifest = wire::to_postcard(&manifest);
     let signature = key.sign(&manifest).to_bytes().to_vec();
@@ -209,6 +215,16 @@ pub fn open_upload(
             expected: device.to_string(),
             found: manifest.device,
         });
+    }
+    if manifest.trip.len() > MAX_TRIP_LINES
+        || manifest
+            .trip
+            .windows(2)
+            .any(|pair| pair[0].number >= pair[1].number)
+    {
+        return Err(ProtocolError::BadEncoding(format!(
+            "the trip log lines must be at most {MAX_TRIP_LINES}, in increasing order"
+        )));
     }
     if manifest.docs.len() != upload.payloads.len() {
         return Err(ProtocolError::BadEncoding(format!(

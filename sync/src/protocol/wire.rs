@@ -13,7 +13,7 @@ pub type Hash = [u8; 32];
 
 /// What the device signs: which requests the upload carries and, for each, exactly which
 /// changes. Encoded on its own (postcard) so that the signature covers these very bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     /// Always [`super::UPLOAD_DOMAIN`].
     pub domain: String,
@@ -32,6 +32,16 @@ pub struct Manifest {
     pub files: Vec<super::FileVersion>,
     /// One entry per payload, in the same order.
     pub docs: Vec<ManifestDoc>,
+    /// Lines of the bus's trip log the hub may lack, numbered, in order (see
+    /// [`crate::trip`]): signed with the rest, so the route is the device's word.
+    pub trip: Vec<TripLine>,
+}
+
+/// One line of a bus's trip log and its number on that bus (1, 2, 3…).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TripLine {
+    pub number: u64,
+    pub entry: crate::trip::TripEntry,
 }
 
 /// One request in a manifest.

@@ -29,6 +29,7 @@ fn header(counter: u64) -> UploadHeader {
         answer_applied: 0,
         need_whole: Vec::new(),
         files: Vec::new(),
+        trip: Vec::new(),
     }
 }
 
@@ -276,6 +277,7 @@ fn an_answer_opens_only_for_its_device_and_upload() {
         refused: Vec::new(),
         files: Vec::new(),
         more: false,
+        trip_acked: 0,
     };
     let body = encode_answer(&answer);
     assert_eq!(decode_answer(&body, &device("bus-1"), 4).unwrap(), answer);
@@ -306,4 +308,26 @@ proptest! {
         let _ = open(&zstd::encode_all(&bytes[..], 1).unwrap(), &bus);
         let _ = decode_answer(&zstd::encode_all(&bytes[..], 1).unwrap(), &device("bus-1"), 1);
     }
+}
+
+#[test]
+fn trip_log_lines_are_signed_and_must_come_in_order() {
+    use busloket_sync::protocol::TripLine;
+    use busloket_sync::trip::{TripEntry, TripEvent};
+    let bus = key(1);
+    let line = |number: u64| TripLine {
+        number,
+        entry: TripEntry {
+            at: time(number as i64),
+            event: TripEvent::FixLost,
+        },
+    };
+    let mut in_order = header(1);
+    in_order.trip = vec![line(1), line(2)];
+    let opened = open(&build_upload(&bus, &in_order, Vec::new()), &bus).unwrap();
+    assert_eq!(opened.manifest.trip, in_order.trip);
+    let mut backwards = header(2);
+    backwards.trip = vec![line(2), line(1)];
+    let error = open(&build_upload(&bus, &backwards, Vec::new()), &bus).unwrap_err();
+    assert!(matches!(error, ProtocolError::BadEncoding(_)), "{error}");
 }

@@ -12,6 +12,8 @@
 //! - `manifests`: device ‖ 0 ‖ counter → postcard [`ArchivedManifest`].
 //! - `quarantine`: device ‖ 0 ‖ sequence → postcard [`QuarantineEntry`];
 //!   `quarantine_bodies`: same key → sealed bytes.
+//! - `trip`: device ‖ 0 ‖ line number → postcard [`TripEntry`] (the bus's positions, no
+//!   citizen's data: not sealed).
 //! - `meta`: `key-check` (a sealed constant, so a wrong key is refused at open), `replica`,
 //!   `file:<name>` → digest ‖ version.
 //!
@@ -24,6 +26,7 @@ use std::path::{Path, PathBuf};
 use busloket_sync::at_rest::AtRestKey;
 use busloket_sync::protocol::Hash;
 use busloket_sync::terms::{DeviceId, RequestId};
+use busloket_sync::trip::TripEntry;
 use rand::RngCore;
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
@@ -50,6 +53,7 @@ pub struct SledStorage {
     manifests: sled::Tree,
     quarantine: sled::Tree,
     quarantine_bodies: sled::Tree,
+    trip: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -132,6 +136,7 @@ impl SledStorage {
             manifests: tree("manifests")?,
             quarantine: tree("quarantine")?,
             quarantine_bodies: tree("quarantine_bodies")?,
+            trip: tree("trip")?,
             meta: tree("meta")?,
             db,
             key,
@@ -279,9 +284,10 @@ impl HubStorage for SledStorage {
             &self.manifests,
             &self.quarantine,
             &self.quarantine_bodies,
+            &self.trip,
         );
         let result = trees.transaction(
-            |(requests, holders, held, confirmed, dirty, devices, manifests, q, q_bodies)| {
+            |(requests, holders, held, confirmed, dirty, devices, manifests, q, q_bodies, trip)| {
                 self.apply_commit(
                     &commit,
                     &sealed,
@@ -296,6 +302,7 @@ impl HubStorage for SledStorage {
                         manifests,
                         quarantine: q,
                         quarantine_bodies: q_bodies,
+                        trip,
                     },
                 )
             },
@@ -317,6 +324,28 @@ impl HubStorage for SledStorage {
                     .and_then(|text| text.parse::<DeviceId>().ok())
                     .ok_or(StorageError::Corrupt { what: "device key" })?;
                 Ok((device, decode(&value, "device state")?))
+            })
+            .collect()
+    }
+
+    fn trip_acked(&self, device: &DeviceId) -> Result<u64, StorageError> {
+        match self
+            .trip
+            .scan_prefix(device_prefix(device))
+            .next_back()
+            .transpose()
+            .map_err(backend)?
+        {
+            Some((key, _)) => trip_number(&key),
+            None => Ok(0),
+        }
+    }
+
+    fn trip(&self, device: &DeviceId) -> Result<Vec<(u64, TripEntry)>, StorageError> {
+        self.scan_prefix(&self.trip, &device_prefix(device))
+            .map(|entry| {
+                let (key, value) = entry.map_err(backend)?;
+                Ok((trip_number(&key)?, decode(&value, "trip log line")?))
             })
             .collect()
     }
@@ -378,6 +407,17 @@ impl HubStorage for SledStorage {
     }
 }
 
+/// The line number at the end of a `trip` key.
+fn trip_number(key: &[u8]) -> Result<u64, StorageError> {
+    key.len()
+        .checked_sub(8)
+        .and_then(|start| key[start..].try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or(StorageError::Corrupt {
+            what: "trip log key",
+        })
+}
+
 struct Trees<'a> {
     requests: &'a TransactionalTree,
     holders: &'a TransactionalTree,
@@ -388,6 +428,7 @@ struct Trees<'a> {
     manifests: &'a TransactionalTree,
     quarantine: &'a TransactionalTree,
     quarantine_bodies: &'a TransactionalTree,
+    trip: &'a TransactionalTree,
 }
 
 impl SledStorage {
@@ -475,6 +516,11 @@ impl SledStorage {
             tx(trees
                 .quarantine_bodies
                 .insert(key.as_slice(), body.as_slice()))?;
+        }
+        for (number, entry) in &commit.trip {
+            tx(trees
+                .trip
+                .insert(device_key(device, &number.to_be_bytes()), encode(entry)))?;
         }
         Ok(())
     }

@@ -176,6 +176,8 @@ impl<S: HubStorage + ?Sized> Hub<S> {
             refused,
             files: self.files_for(&plan.upload.manifest.files),
             more: parts.more,
+            // Set by the caller, who knows what the commit stores.
+            trip_acked: 0,
         };
         Ok(BuiltAnswer {
             answer,

@@ -145,6 +145,16 @@ impl<S: HubStorage + ?Sized> Hub<S> {
             }
         }
 
+        // The trip log: the lines that follow the ones stored (a resend's are there already; a
+        // gap waits for the bus to send from where the answer says the hub is).
+        let mut trip_acked = self.storage.trip_acked(&device.id)?;
+        for line in &upload.manifest.trip {
+            if line.number == trip_acked + 1 {
+                commit.trip.push((line.number, line.entry.clone()));
+                trip_acked = line.number;
+            }
+        }
+
         // The answer, then step 9: one durable commit, and only then the answer leaves.
         let plan = AnswerPlan {
             device: &device.id,
@@ -153,7 +163,8 @@ impl<S: HubStorage + ?Sized> Hub<S> {
             confirmed: &confirmed,
             clearing: &clear_dirty,
         };
-        let built = self.build_answer(plan, refused, state.answer_seq + 1)?;
+        let mut built = self.build_answer(plan, refused, state.answer_seq + 1)?;
+        built.answer.trip_acked = trip_acked;
         state.answer_seq = built.answer.answer_seq;
         state.pending = Some(built.pending);
         state.last_counter = Some(upload.manifest.counter);

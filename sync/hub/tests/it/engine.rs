@@ -7,9 +7,13 @@ use automerge::{AutoCommit, ChangeHash, ObjType, ROOT, transaction::Transactable
 use busloket_hub::storage::{HubStorage, SledStorage};
 use busloket_hub::sync::{DeviceIdentity, Hub};
 use busloket_sync::at_rest::AtRestKey;
-use busloket_sync::protocol::{ANSWER_BATCH_BYTES, Answer, OutgoingDoc, Payload, build_upload};
+use busloket_sync::protocol::{
+    ANSWER_BATCH_BYTES, Answer, OutgoingDoc, Payload, TripLine, build_upload,
+};
 use busloket_sync::record::{EventKind, NewEvent, RequestRecord};
+use busloket_sync::stops::Position;
 use busloket_sync::terms::RequestId;
+use busloket_sync::trip::{TripEntry, TripEvent};
 use ed25519_dalek::SigningKey;
 
 use crate::support::{Bus, device, event_id, request_id, time};
@@ -426,4 +430,46 @@ fn need_whole_documents_count_against_the_answer_batch() {
     assert!(rounds >= 2, "12 × ~120 kB needs several answers");
     assert!(remaining.is_empty(), "{} never sent", remaining.len());
     assert_all_rejected(&mut first, &ids);
+}
+
+/// Trip log lines numbered from 1 (positions north of the Markt).
+fn trip_lines(numbers: std::ops::RangeInclusive<u64>) -> Vec<TripLine> {
+    numbers
+        .map(|number| TripLine {
+            number,
+            entry: TripEntry {
+                at: time(number as i64 * 30),
+                event: TripEvent::Point {
+                    position: Position {
+                        latitude: 50.8279 + number as f64 / 1000.0,
+                        longitude: 3.2649,
+                    },
+                    speed_mps: Some(8.0),
+                },
+            },
+        })
+        .collect()
+}
+
+#[test]
+fn the_trip_log_is_stored_in_order_once_and_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = open(dir.path());
+    let mut bus = bus(1);
+    bus.trip = trip_lines(1..=3);
+    assert_eq!(round(&hub, &mut bus, time(100)).trip_acked, 3);
+    // The answer was lost: the bus sends 1 to 5; the hub keeps 4 and 5, nothing twice.
+    bus.trip = trip_lines(1..=5);
+    assert_eq!(round(&hub, &mut bus, time(200)).trip_acked, 5);
+    // A gap (6 is missing): nothing taken, the answer says where the hub is.
+    bus.trip = trip_lines(7..=8);
+    assert_eq!(round(&hub, &mut bus, time(300)).trip_acked, 5);
+    let stored = hub.storage().trip(&bus.id).unwrap();
+    assert_eq!(
+        stored.iter().map(|(number, _)| *number).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(stored[3].1, trip_lines(4..=4)[0].entry);
+    // Another bus's log is its own.
+    assert!(hub.storage().trip(&device("bus-2")).unwrap().is_empty());
 }

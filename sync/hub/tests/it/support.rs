@@ -12,8 +12,8 @@ use busloket_hub::server::{AppState, run};
 use busloket_provisioning::bundle::DeviceBundle;
 use busloket_provisioning::{RequestFiles, enroll_device, init_ca, load_bundle, request_device};
 use busloket_sync::protocol::{
-    self, Answer, FileVersion, OutgoingDoc, Payload, UploadHeader, bound_actor, build_upload,
-    decode_answer,
+    self, Answer, FileVersion, OutgoingDoc, Payload, TripLine, UploadHeader, bound_actor,
+    build_upload, decode_answer,
 };
 use busloket_sync::record::{NewRequest, Origin, RequestRecord};
 use busloket_sync::terms::{DeviceId, RequestId};
@@ -62,6 +62,8 @@ pub struct Bus {
     pub answer_applied: u64,
     pub files: Vec<FileVersion>,
     pub need_whole: Vec<RequestId>,
+    /// Trip log lines the next upload carries.
+    pub trip: Vec<TripLine>,
 }
 
 impl Bus {
@@ -77,6 +79,7 @@ impl Bus {
             answer_applied: 0,
             files: Vec::new(),
             need_whole: Vec::new(),
+            trip: Vec::new(),
         }
     }
 
@@ -121,6 +124,7 @@ impl Bus {
             answer_applied: self.answer_applied,
             need_whole: self.need_whole.clone(),
             files: self.files.clone(),
+            trip: self.trip.clone(),
         }
     }
 
