@@ -7,6 +7,8 @@
 //! - `lte`: the emulated LTE link (namespaces, veth, delay, loss, 5 Mbit/s up) the sync tests use.
 //! - `pages`: the kiosk flow in Dutch and French and the staff console, in a browser, with
 //!   screenshots under `target/e2e/`.
+//! - `position`: the real gpsd fed by gpsfake from a route through two stops (a tunnel, a noisy
+//!   stop edge, a 50 km jump), the node's stops following it and stamped on requests.
 //! - `staff_eid`: clerks sign in with their own eID and PIN through pcscd; the desk card's photo.
 //! - `sync`: a bus and the hub in two namespaces over the emulated LTE link, mutual TLS: a day
 //!   offline, a link cut and a hub killed mid-round, a decision of the city reaching the bus.
@@ -17,5 +19,6 @@ mod eid_pin;
 mod kiosk_eid;
 mod lte;
 mod pages;
+mod position;
 mod staff_eid;
 mod sync;

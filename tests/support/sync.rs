@@ -313,13 +313,48 @@ pub struct SyncedNode {
 impl SyncedNode {
     /// Enrols `device` at `city` for `hub` and starts its node (demo devices, `[sync]` on).
     pub fn start(link: &LteLink, city: &City, hub: &TestHub, device: &str) -> Result<SyncedNode> {
+        SyncedNode::start_with(link, city, hub, device, None)
+    }
+
+    /// As [`SyncedNode::start`], with its receiver through gpsd at `gpsd_address` instead of the
+    /// example's simulated one. The node runs in the bus namespace, so that gpsd must listen
+    /// there (a `Gpsfake` started inside [`LteLink::in_bus`]).
+    pub fn start_with_gpsd(
+        link: &LteLink,
+        city: &City,
+        hub: &TestHub,
+        device: &str,
+        gpsd_address: &str,
+    ) -> Result<SyncedNode> {
+        SyncedNode::start_with(link, city, hub, device, Some(gpsd_address))
+    }
+
+    fn start_with(
+        link: &LteLink,
+        city: &City,
+        hub: &TestHub,
+        device: &str,
+        gpsd_address: Option<&str>,
+    ) -> Result<SyncedNode> {
         let bus = city.enroll(device, &["127.0.0.1"], &hub.url)?;
         let dir = tempfile::tempdir()?;
         std::fs::create_dir_all(dir.path().join("keys"))?;
         run(Command::new(binary("busloket-provision")?)
             .args(["key", "generate"])
             .arg(dir.path().join("keys/at-rest.key")))?;
-        let example = std::fs::read_to_string(workspace_root().join("deploy/node.example.toml"))?;
+        let mut example =
+            std::fs::read_to_string(workspace_root().join("deploy/node.example.toml"))?;
+        if let Some(address) = gpsd_address {
+            const SIMULATED: &str =
+                "[gps]\nkind = \"simulated\"\nlatitude = 50.8279\nlongitude = 3.2649\n";
+            if !example.contains(SIMULATED) {
+                bail!("deploy/node.example.toml no longer has the simulated [gps] to replace");
+            }
+            example = example.replace(
+                SIMULATED,
+                &format!("[gps]\nkind = \"gpsd\"\naddress = \"{address}\"\n"),
+            );
+        }
         let config = example
             .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
             .replace(
@@ -449,6 +484,22 @@ impl SyncedNode {
         })
     }
 
+    /// Awaits the node's events until its position satisfies `done` (see
+    /// [`StatusWatch::position_until`]); the position that did.
+    pub fn position_until(
+        &self,
+        link: &LteLink,
+        within: Duration,
+        done: impl Fn(&Value) -> bool + Send + 'static,
+    ) -> Result<Value> {
+        self.call(link, move |client, base, token| async move {
+            StatusWatch::open(client, base, token)
+                .await?
+                .position_until(within, done)
+                .await
+        })
+    }
+
     /// Submits `count` made-up requests through the node's API (each with `reprints` extra
     /// ticket prints, so several events each); their ids.
     pub fn submit(
@@ -491,8 +542,9 @@ impl SyncedNode {
 }
 
 /// The node's event stream (`GET /staff/events`: an `event: changed` for every change of the
-/// sync status, among others) and its sync status, for a test that waits on the node. Opened
-/// inside a [`SyncedNode::call`], whose bearer token the stream takes as a staff session.
+/// sync status or of the position, among others) with the sync status and the position, for a
+/// test that waits on the node. Opened inside a [`SyncedNode::call`], whose bearer token the
+/// stream takes as a staff session.
 pub struct StatusWatch {
     client: reqwest::Client,
     base: String,
@@ -578,8 +630,40 @@ impl StatusWatch {
         }
     }
 
+    /// `GET /api/v1/position`: where the node says the bus is.
+    pub async fn position(&self) -> Result<Value> {
+        Ok(self
+            .client
+            .get(format!("{}/api/v1/position", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+
+    /// Reads the position, and reads it again after each `changed` event, until `done` holds
+    /// for it (returned) or `within` has passed (an error showing the last position).
+    pub async fn position_until(
+        &mut self,
+        within: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let position = self.position().await?;
+            if done(&position) {
+                return Ok(position);
+            }
+            if !self.changed_before(deadline).await? {
+                bail!("the position was not as awaited within {within:?}; the last: {position:#}");
+            }
+        }
+    }
+
     /// Awaits the next `changed` event; false if `deadline` comes first.
-    async fn changed_before(&mut self, deadline: tokio::time::Instant) -> Result<bool> {
+    pub async fn changed_before(&mut self, deadline: tokio::time::Instant) -> Result<bool> {
         loop {
             // Server-sent events end with a blank line; keep-alives are comment lines.
             while let Some(end) = self.unread.find("\n\n") {
