@@ -95,6 +95,8 @@ struct Inner {
     last_jump: Option<JumpSeen>,
     skew_warned: bool,
     thinner: Thinner,
+    /// The last fix seen, taken or refused: its time and position.
+    last_seen: Option<(DateTime<Utc>, f64, f64)>,
     /// Trip log entries not yet in the store.
     trip: Vec<TripEntry>,
 }
@@ -117,6 +119,7 @@ impl PositionService {
                 last_jump: None,
                 skew_warned: false,
                 thinner: Thinner::new(),
+                last_seen: None,
                 trip: Vec::new(),
             }),
         }
@@ -226,11 +229,7 @@ impl PositionService {
         let mut inner = self.lock();
         expire_manual(&mut inner, now);
         let (stop, stop_source) = effective_stop(&inner, self.configured.as_ref());
-        let fix = inner.fix.as_ref().filter(|_| {
-            // A fix the tracker no longer stands by (lost for its grace period) is not where
-            // the bus is now.
-            *inner.tracker.location() != Location::Unknown
-        });
+        let fix = current_fix(&inner);
         Here {
             stop,
             whereabouts: Whereabouts {
@@ -250,7 +249,8 @@ impl PositionService {
         let mut inner = self.lock();
         expire_manual(&mut inner, now);
         let (stop, stop_source) = effective_stop(&inner, self.configured.as_ref());
-        let skew = inner.fix.as_ref().map(skew_ms);
+        let fix = current_fix(&inner).cloned();
+        let skew = fix.as_ref().map(skew_ms);
         PositionStatus {
             location: match inner.tracker.location() {
                 Location::Unknown => "unknown",
@@ -268,7 +268,7 @@ impl PositionService {
             stop,
             stop_source,
             manual: inner.manual.clone(),
-            fix: inner.fix.clone(),
+            fix,
             clock_skew_ms: skew,
             clock_skew_warning: skew.is_some_and(skew_is_large),
             health: self.source.health(),
@@ -338,16 +338,15 @@ impl PositionService {
         let outcome = match state {
             GpsState::NoFix => inner.tracker.no_fix(now),
             GpsState::Fix(fix) => {
-                if inner.fix.as_ref().is_some_and(|last| {
-                    last.at == fix.at
-                        && last.latitude == fix.latitude
-                        && last.longitude == fix.longitude
-                }) {
-                    // The same fix again (the no-fix tick reads the current state too).
+                let seen = (fix.at, fix.latitude, fix.longitude);
+                if inner.last_seen == Some(seen) {
+                    // The same fix again, taken or refused (the no-fix tick reads the current
+                    // state too; gpsd may report one sample twice, 2D then 3D).
                     return;
                 }
+                inner.last_seen = Some(seen);
                 let schedule = inner.schedule.clone();
-                let outcome = inner.tracker.fix(
+                let outcome = inner.tracker.fix_at(
                     &schedule,
                     Sample {
                         position: Position {
@@ -357,9 +356,10 @@ impl PositionService {
                         speed_mps: fix.speed_mps,
                         at: fix.at,
                     },
+                    now,
                 );
                 let large = skew_is_large(skew_ms(&fix));
-                if large != inner.skew_warned {
+                if outcome.jump.is_none() && large != inner.skew_warned {
                     inner.skew_warned = large;
                     if large {
                         tracing::warn!(
@@ -477,6 +477,14 @@ fn record_trip(inner: &mut Inner, outcome: &tracker::Outcome, now: DateTime<Utc>
             }
         }
     }
+}
+
+/// The last fix taken, while the tracker stands by it (not lost for its grace period).
+fn current_fix(inner: &Inner) -> Option<&GpsFix> {
+    inner
+        .fix
+        .as_ref()
+        .filter(|_| *inner.tracker.location() != Location::Unknown)
 }
 
 fn last_position(inner: &Inner) -> Option<Position> {
@@ -710,6 +718,8 @@ mod tests {
         for second in 0..3 {
             service.observe(fix(5.0, second, 0), at(second));
         }
+        service.observe(fix(50_000.0, 3, 0), at(3));
+        // The same refused fix again (gpsd's 2D then 3D report of one sample): counted once.
         service.observe(fix(50_000.0, 3, 0), at(3));
         let status = service.status(at(3));
         assert_eq!(status.jumps, 1);

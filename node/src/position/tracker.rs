@@ -1,16 +1,19 @@
 //! Where the bus is, decided from its fixes: at a stop, driving, or unknown. Pure: fixes, the
 //! schedule and the time come in as arguments.
 //!
-//! - **At a stop** once [`ENTER_FIXES`] fixes in a row are inside the stop's radius and slow.
-//! - **Driving** once [`LEAVE_FIXES`] fixes in a row are beyond the stop's radius plus a margin
+//! - **At a stop** once [`ENTER_FIXES`] fixes in a row, spanning [`CONFIRM_SPAN`], are inside
+//!   the stop's radius and slow.
+//! - **Driving** once [`LEAVE_FIXES`] fixes in a row, spanning as much, are beyond the stop's
+//!   radius plus a margin
 //!   ([`exit_radius_m`]); a fix between the two radii counts for neither, so a noisy fix at the
 //!   edge does not flap.
 //! - **Unknown** after [`NO_FIX_GRACE`] without a fix (a short dropout at a stop keeps the
 //!   stop), and until a fix says where the bus is.
 //! - A fix that would mean moving faster than [`MAX_SPEED_MPS`] from the last fix taken is a
-//!   **jump**: refused and reported, the location stays. If [`REANCHOR_FIXES`] refused fixes in
-//!   a row agree with one another, the receiver was right after all (it had lost the bus for a
-//!   while): they are taken.
+//!   **jump**: refused and reported, the location stays — for [`NO_FIX_GRACE`], as without a
+//!   fix. If [`REANCHOR_FIXES`] refused fixes in a row, spanning [`REANCHOR_SPAN`], agree with
+//!   one another, the receiver was right after all (it had lost the bus for a while): they are
+//!   taken.
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -29,6 +32,12 @@ pub const MAX_SPEED_MPS: f64 = 50.0;
 const JUMP_MIN_M: f64 = 200.0;
 /// Refused fixes that agree with one another, in a row, before they are taken.
 pub const REANCHOR_FIXES: usize = 5;
+/// The counts above are of fixes and of time both: a receiver that reports 5 times a second
+/// must not arrive in 0.6 s, nor take a 1 s glitch for the truth. Arriving and leaving take
+/// fixes spanning at least this (3 fixes at 1 Hz span 2 s)…
+pub const CONFIRM_SPAN: TimeDelta = TimeDelta::seconds(2);
+/// …and being taken after a jump, refused fixes spanning at least this.
+pub const REANCHOR_SPAN: TimeDelta = TimeDelta::seconds(4);
 /// How long a stop is kept without a fix.
 pub const NO_FIX_GRACE: TimeDelta = TimeDelta::seconds(30);
 
@@ -80,10 +89,10 @@ pub struct Tracker {
     anchor: Option<Sample>,
     /// Refused fixes in a row that agree with one another.
     jumped: Vec<Sample>,
-    /// The stop the last fixes were inside of, slow, and how many in a row.
-    entering: Option<(StopId, u32)>,
-    /// Fixes in a row beyond the current stop's exit radius.
-    leaving: u32,
+    /// The stop the last fixes were inside of, slow: how many in a row, since when.
+    entering: Option<(StopId, u32, DateTime<Utc>)>,
+    /// Fixes in a row beyond the current stop's exit radius, since when.
+    leaving: Option<(u32, DateTime<Utc>)>,
     no_fix_since: Option<DateTime<Utc>>,
     jumps: u64,
 }
@@ -101,7 +110,7 @@ impl Tracker {
             anchor: None,
             jumped: Vec::new(),
             entering: None,
-            leaving: 0,
+            leaving: None,
             no_fix_since: None,
             jumps: 0,
         }
@@ -121,15 +130,24 @@ impl Tracker {
         self.jumps
     }
 
-    /// Takes a fix.
+    /// Takes a fix, at its own time (tests; see [`Self::fix_at`]).
     pub fn fix(&mut self, schedule: &StopSchedule, sample: Sample) -> Outcome {
-        self.no_fix_since = None;
+        self.fix_at(schedule, sample, sample.at)
+    }
+
+    /// Takes a fix received at `now` (the system's time). A refused fix is no fix: after
+    /// [`NO_FIX_GRACE`] of refused fixes the location is unknown, as without any.
+    pub fn fix_at(
+        &mut self,
+        schedule: &StopSchedule,
+        sample: Sample,
+        now: DateTime<Utc>,
+    ) -> Outcome {
         let mut outcome = Outcome::default();
         let mut sample = sample;
         if let Some(anchor) = self.anchor {
             if let Some(jump) = jump_between(&anchor, &sample) {
                 self.jumps += 1;
-                outcome.jump = Some(jump);
                 let agrees = self
                     .jumped
                     .last()
@@ -138,14 +156,16 @@ impl Tracker {
                     self.jumped.clear();
                 }
                 self.jumped.push(sample);
-                if self.jumped.len() < REANCHOR_FIXES {
-                    return outcome;
+                let span = sample.at - self.jumped[0].at;
+                if self.jumped.len() < REANCHOR_FIXES || span < REANCHOR_SPAN {
+                    let mut aged = self.no_fix(now);
+                    aged.jump = Some(jump);
+                    return aged;
                 }
-                outcome.jump = None;
                 outcome.reanchored = true;
                 self.jumped.clear();
                 self.entering = None;
-                self.leaving = 0;
+                self.leaving = None;
             } else {
                 self.jumped.clear();
                 if sample.speed_mps.is_none() {
@@ -157,6 +177,7 @@ impl Tracker {
                 }
             }
         }
+        self.no_fix_since = None;
         self.anchor = Some(sample);
         let next = self.next_location(schedule, &sample, outcome.reanchored);
         if next != self.location {
@@ -169,7 +190,7 @@ impl Tracker {
     pub fn no_fix(&mut self, now: DateTime<Utc>) -> Outcome {
         let since = *self.no_fix_since.get_or_insert(now);
         self.entering = None;
-        self.leaving = 0;
+        self.leaving = None;
         let mut outcome = Outcome::default();
         if now - since >= NO_FIX_GRACE && self.location != Location::Unknown {
             outcome.moved = Some((
@@ -191,24 +212,31 @@ impl Tracker {
             let beyond = schedule.get(id).is_none_or(|stop| {
                 stop.position.distance_m(&sample.position) > exit_radius_m(stop)
             });
-            self.leaving = if beyond { self.leaving + 1 } else { 0 };
-            if self.leaving < LEAVE_FIXES && !(beyond && confirmed) {
+            self.leaving = match (beyond, self.leaving) {
+                (false, _) => None,
+                (true, None) => Some((1, sample.at)),
+                (true, Some((count, since))) => Some((count + 1, since)),
+            };
+            let left = self.leaving.is_some_and(|(count, since)| {
+                count >= LEAVE_FIXES && sample.at - since >= CONFIRM_SPAN
+            });
+            if !left && !(beyond && confirmed) {
                 return self.location.clone();
             }
-            self.leaving = 0;
+            self.leaving = None;
         }
         let slow = sample.speed_mps.is_none_or(|speed| speed <= SLOW_MPS);
         match schedule.nearest(&sample.position) {
             Some((stop, distance)) if distance <= stop.radius_m && slow => {
-                let count = match &self.entering {
-                    Some((id, count)) if *id == stop.id => count + 1,
-                    _ => 1,
+                let (count, since) = match &self.entering {
+                    Some((id, count, since)) if *id == stop.id => (count + 1, *since),
+                    _ => (1, sample.at),
                 };
-                if count >= ENTER_FIXES {
+                if count >= ENTER_FIXES && sample.at - since >= CONFIRM_SPAN {
                     self.entering = None;
                     return Location::AtStop(stop.id.clone());
                 }
-                self.entering = Some((stop.id.clone(), count));
+                self.entering = Some((stop.id.clone(), count, since));
                 // Out of a tunnel or a restart at a stop: not "driving" for the seconds it
                 // takes to be sure.
                 if self.location == Location::Unknown {
@@ -432,6 +460,62 @@ radius_m = 40
             assert_ne!(outcome.moved.map(|(_, to)| to), Some(markt()));
         }
         assert_eq!(tracker.location(), &Location::Driving);
+    }
+
+    #[test]
+    fn wild_fixes_that_never_agree_are_no_fix_and_end_in_unknown() {
+        let schedule = schedule();
+        let mut tracker = Tracker::new();
+        for second in 0..3 {
+            tracker.fix(&schedule, sample(MARKT, 0.0, second));
+        }
+        assert_eq!(tracker.location(), &markt());
+        let mut moved = None;
+        for second in 3..40 {
+            // 50 km north, then 50 km south, and so on: never two alike.
+            let sign = if second % 2 == 0 { 1.0 } else { -1.0 };
+            let outcome = tracker.fix(
+                &schedule,
+                sample(north(MARKT, sign * 50_000.0), 0.0, second),
+            );
+            assert!(outcome.jump.is_some());
+            if outcome.moved.is_some() {
+                moved = Some((second, outcome.moved));
+            }
+        }
+        assert_eq!(moved, Some((33, Some((markt(), Location::Unknown)))));
+    }
+
+    #[test]
+    fn a_receiver_at_5_hz_needs_the_same_seconds_as_one_at_1_hz() {
+        let schedule = schedule();
+        let mut tracker = Tracker::new();
+        let tenth = |n: i64| DateTime::from_timestamp_millis(1_763_900_000_000 + n * 200).unwrap();
+        let fix = |tracker: &mut Tracker, position, n| {
+            tracker.fix(
+                &schedule,
+                Sample {
+                    position,
+                    speed_mps: Some(0.0),
+                    at: tenth(n),
+                },
+            )
+        };
+        // Standing at the Markt: 3 fixes in 0.4 s are not enough, 2 s of them are.
+        for n in 0..10 {
+            fix(&mut tracker, MARKT, n);
+            assert_ne!(tracker.location(), &markt(), "after {} ms", n * 200);
+        }
+        fix(&mut tracker, MARKT, 10);
+        assert_eq!(tracker.location(), &markt());
+        // A 1 s glitch 50 km away (5 agreeing fixes): refused, not taken.
+        let far = north(MARKT, 50_000.0);
+        for n in 11..16 {
+            assert!(fix(&mut tracker, far, n).jump.is_some());
+        }
+        fix(&mut tracker, MARKT, 16);
+        assert_eq!(tracker.location(), &markt());
+        assert_eq!(tracker.last_fix().unwrap().position, MARKT);
     }
 
     #[test]
