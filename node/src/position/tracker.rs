@@ -220,7 +220,8 @@ impl Tracker {
             let left = self.leaving.is_some_and(|(count, since)| {
                 count >= LEAVE_FIXES && sample.at - since >= CONFIRM_SPAN
             });
-            if !left && !(beyond && confirmed) {
+            // Left: by enough fixes and seconds, or by one that needs no others to confirm it.
+            if !(left || (beyond && confirmed)) {
                 return self.location.clone();
             }
             self.leaving = None;
