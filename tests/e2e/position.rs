@@ -379,5 +379,56 @@ fn the_stops_the_node_reports_follow_the_route_through_a_tunnel_a_noisy_edge_and
             "{what}: {origin:#}"
         );
     }
+
+    // The trip log reaches the hub with the next sync: both arrivals, the departures, the
+    // tunnel's gap is not there (13 s, under the grace), the refused jump is.
+    let synced_at = chrono::Utc::now();
+    node.sync_until(&link, Duration::from_secs(60), move |status| {
+        status["last_success"]
+            .as_str()
+            .and_then(|at| at.parse::<chrono::DateTime<chrono::Utc>>().ok())
+            .is_some_and(|at| at > synced_at)
+    })?;
+    let trip = hub.call(&link, |client, url, cookie| async move {
+        Ok(client
+            .get(format!("{url}/api/v1/devices/bus-position-1/trip"))
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await?
+            .error_for_status()?
+            .json::<Value>()
+            .await?)
+    })?;
+    let events: Vec<String> = trip["lines"]
+        .as_array()
+        .context("trip lines")?
+        .iter()
+        .map(|line| {
+            let event = &line["event"];
+            match event.as_str() {
+                Some(unit) => unit.to_owned(),
+                None => event
+                    .as_object()
+                    .and_then(|object| object.keys().next().cloned())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    let arrivals: Vec<&Value> = trip["lines"]
+        .as_array()
+        .context("trip lines")?
+        .iter()
+        .filter_map(|line| line["event"].get("Arrived"))
+        .collect();
+    assert_eq!(arrivals.len(), 2, "{events:?}");
+    assert_eq!(arrivals[0]["stop"], "demo-markt", "{trip:#}");
+    assert_eq!(arrivals[1]["stop"], "demo-station", "{trip:#}");
+    assert!(events.iter().any(|event| event == "Jump"), "{events:?}");
+    assert!(
+        events.iter().filter(|event| *event == "Departed").count() >= 1,
+        "{events:?}"
+    );
+    let km = trip["route_km"].as_f64().context("route_km")?;
+    assert!(km > 0.2, "the bus drove: {trip:#}");
     Ok(())
 }

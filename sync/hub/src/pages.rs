@@ -19,10 +19,11 @@ use busloket_provisioning::registry::Registry;
 use busloket_sync::record::{EventId, EventKind, NewEvent, RecordError};
 use busloket_sync::staff::Role;
 use busloket_sync::terms::{DeviceId, RequestId};
+use busloket_sync::trip::{TripEntry, route_length_m};
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
 use rand::Rng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, Staff};
 use crate::i18n::{Lang, Tr};
@@ -38,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/devices", get(devices_page))
         .route("/devices/{id}/quarantine", get(quarantine_page))
         .route("/api/v1/requests/{id}/events", post(record_event))
+        .route("/api/v1/devices/{id}/trip", get(device_trip))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -443,6 +445,71 @@ fn api_error(status: StatusCode, code: &str, message: impl Into<String>) -> Resp
 struct EventBody {
     #[serde(flatten)]
     kind: EventKind,
+}
+
+/// A bus's trip log as the hub has it: the lines in order and the route's length (the bus's own
+/// kilometres, from its thinned route; lost fixes bridged in a straight line).
+#[derive(Serialize)]
+struct TripBody {
+    device: DeviceId,
+    route_km: f64,
+    lines: Vec<TripLineBody>,
+}
+
+#[derive(Serialize)]
+struct TripLineBody {
+    number: u64,
+    #[serde(flatten)]
+    entry: TripEntry,
+}
+
+async fn device_trip(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if signed_in(&state, &headers).is_none() {
+        return api_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "sign in as central IT",
+        );
+    }
+    let Ok(device) = id.parse::<DeviceId>() else {
+        return api_error(StatusCode::NOT_FOUND, "not-found", "no such device");
+    };
+    let worker = state.clone();
+    let lookup = device.clone();
+    let lines = match tokio::task::spawn_blocking(move || worker.hub.storage().trip(&lookup)).await
+    {
+        Ok(Ok(lines)) => lines,
+        Ok(Err(error)) => {
+            tracing::error!("the trip log cannot be read: {error}");
+            return api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the hub cannot read now",
+            );
+        }
+        Err(error) => {
+            tracing::error!("the trip log reader failed: {error}");
+            return api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the hub cannot read now",
+            );
+        }
+    };
+    let entries: Vec<TripEntry> = lines.iter().map(|(_, entry)| entry.clone()).collect();
+    Json(TripBody {
+        device,
+        route_km: route_length_m(&entries) / 1000.0,
+        lines: lines
+            .into_iter()
+            .map(|(number, entry)| TripLineBody { number, entry })
+            .collect(),
+    })
+    .into_response()
 }
 
 async fn record_event(

@@ -465,3 +465,52 @@ async fn the_staff_file_sent_to_the_buses_holds_the_bus_clerks_only() {
     assert!(text.contains("Jan Klerk-Janssens") && !text.contains("Ilse"));
     hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buses_trip_log_is_there_for_central_it() {
+    use busloket_sync::protocol::TripLine;
+    use busloket_sync::stops::Position;
+    use busloket_sync::trip::{TripEntry, TripEvent};
+    let city = city(&["bus-1"]);
+    let hub = RunningHub::start(&city.config).await;
+    let one = client(&ca(&city), Some(&city.bundles["bus-1"]));
+    let mut bus = bus_of(&city.bundles["bus-1"], 1);
+    // Two points 1 km apart, the second one also an arrival.
+    let point = |number: u64, north_m: f64| TripLine {
+        number,
+        entry: TripEntry {
+            at: crate::support::time(number as i64 * 60),
+            event: TripEvent::Point {
+                position: Position {
+                    latitude: 50.8279 + north_m / 111_195.0,
+                    longitude: 3.2649,
+                },
+                speed_mps: Some(8.0),
+            },
+        },
+    };
+    bus.trip = vec![point(1, 0.0), point(2, 1000.0)];
+    let answer = hub.round(&one, &mut bus).await;
+    assert_eq!(answer.trip_acked, 2);
+
+    let browser = client(&ca(&city), None);
+    let url = format!("{}/api/v1/devices/bus-1/trip", hub.url);
+    assert_eq!(
+        browser.get(&url).send().await.unwrap().status().as_u16(),
+        401
+    );
+    let cookie = central_it_cookie(&browser, &hub).await;
+    let trip: serde_json::Value =
+        get_signed_in(&browser, &hub, "/api/v1/devices/bus-1/trip", &cookie)
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(trip["lines"].as_array().unwrap().len(), 2, "{trip:#}");
+    assert_eq!(trip["lines"][1]["number"], 2);
+    assert!(
+        (trip["route_km"].as_f64().unwrap() - 1.0).abs() < 0.01,
+        "{trip:#}"
+    );
+    hub.stop().await;
+}
