@@ -39,16 +39,7 @@ fn time(value: &Value) -> Option<DateTime<Utc>> {
 
 /// Every request the node lists, by id.
 fn listed(node: &SyncedNode, link: &LteLink) -> Result<Vec<Value>> {
-    node.call(link, |client, base, token| async move {
-        Ok(client
-            .get(format!("{base}/api/v1/requests"))
-            .bearer_auth(token)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?)
-    })
+    Ok(serde_json::from_value(node.get(link, "/api/v1/requests")?)?)
 }
 
 fn request_on_bus(node: &SyncedNode, link: &LteLink, id: &str) -> Result<Value> {

@@ -442,9 +442,15 @@ impl SyncedNode {
 
     /// The node's sync status (`GET /api/v1/sync`).
     pub fn sync_status(&self, link: &LteLink) -> Result<Value> {
-        self.call(link, |client, base, token| async move {
+        self.get(link, "/api/v1/sync")
+    }
+
+    /// `GET path` of the node's API, as JSON.
+    pub fn get(&self, link: &LteLink, path: &str) -> Result<Value> {
+        let path = path.to_owned();
+        self.call(link, move |client, base, token| async move {
             Ok(client
-                .get(format!("{base}/api/v1/sync"))
+                .get(format!("{base}{path}"))
                 .bearer_auth(token)
                 .send()
                 .await?
@@ -456,16 +462,7 @@ impl SyncedNode {
 
     /// `GET /api/v1/position`: where the node says the bus is.
     pub fn position(&self, link: &LteLink) -> Result<Value> {
-        self.call(link, |client, base, token| async move {
-            Ok(client
-                .get(format!("{base}/api/v1/position"))
-                .bearer_auth(token)
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?)
-        })
+        self.get(link, "/api/v1/position")
     }
 
     /// Asks the node for rounds until its sync status satisfies `done`, awaiting its events
