@@ -43,17 +43,7 @@ fn listed(node: &SyncedNode, link: &LteLink) -> Result<Vec<Value>> {
 }
 
 fn request_on_bus(node: &SyncedNode, link: &LteLink, id: &str) -> Result<Value> {
-    let id = id.to_owned();
-    node.call(link, move |client, base, token| async move {
-        Ok(client
-            .get(format!("{base}/api/v1/requests/{id}"))
-            .bearer_auth(token)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?)
-    })
+    node.get(link, &format!("/api/v1/requests/{id}"))
 }
 
 /// Central IT records a decision of the city at the hub.
