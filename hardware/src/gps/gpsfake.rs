@@ -2,21 +2,26 @@
 //! starts its own gpsd on a port of its own, so tests watch a real gpsd. Used by this crate's
 //! tests and by the end-to-end tests; never by the node.
 //!
-//! gpsfake runs as `gpsfake -q -P PORT -c 0.1 LOG` (`-c`: seconds between sentences; the log
+//! gpsfake runs as `gpsfake -P PORT -c 0.1 LOG` (`-c`: seconds between sentences; the log
 //! loops until it is stopped; `-S` would mean "slow", not the port) in a process group of its
-//! own, started as user `gpsd` by gpsfake itself. It is stopped by signalling that group: on
-//! SIGTERM gpsfake stops its gpsd; whatever is left is killed, and the stop checks that no
-//! process of the group is left. Without gpsfake on the machine, starting fails with the
+//! own, started as user `gpsd` by gpsfake itself. It says "log cycle of LOG begins" once its gpsd
+//! has taken the fake receiver — which gpsd answers from its main loop, after it bound its port
+//! — so the start awaits that line. It is stopped by signalling that group: on SIGTERM gpsfake
+//! stops its gpsd; whatever is left is killed; the exits are awaited through pidfds, and the stop
+//! checks that no process of the group is left. Without gpsfake on the machine, starting fails with the
 //! command that installs it: the tests fail, they never skip.
 
 use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal, kill_process_group};
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::process::{Pid, PidfdFlags, Signal, kill_process_group, pidfd_open};
 use thiserror::Error;
 
 /// What a missing gpsfake says.
@@ -91,28 +96,31 @@ impl Gpsfake {
         };
         let log = dir.path().join("route.nmea");
         std::fs::write(&log, nmea_log).map_err(files)?;
-        let output = File::create(dir.path().join("gpsfake.out")).map_err(files)?;
-        let errors = output.try_clone().map_err(files)?;
-        let child = Command::new("gpsfake")
-            .args(["-q", "-P", &port.to_string(), "-c", "0.1"])
+        let (reader, writer) = std::io::pipe().map_err(files)?;
+        let errors = writer.try_clone().map_err(files)?;
+        let mut command = Command::new("gpsfake");
+        command
+            .args(["-P", &port.to_string(), "-c", "0.1"])
             .arg(&log)
             .current_dir(dir.path())
             .stdin(Stdio::null())
-            .stdout(output)
+            .stdout(writer)
             .stderr(errors)
             // Its own group, so that the stop reaches gpsd too.
-            .process_group(0)
-            .spawn()
-            .map_err(|source| match source.kind() {
-                std::io::ErrorKind::NotFound => GpsfakeError::NotFound,
-                _ => GpsfakeError::Spawn { source },
-            })?;
+            .process_group(0);
+        let child = command.spawn().map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => GpsfakeError::NotFound,
+            _ => GpsfakeError::Spawn { source },
+        })?;
+        // The pipe's write ends live in the child only now: the reader sees its end.
+        drop(command);
+        let lines = copy_output(reader, dir.path().join("gpsfake.out")).map_err(files)?;
         let mut gpsfake = Gpsfake {
             child: Some(child),
             port,
             dir,
         };
-        gpsfake.wait_until_listening()?;
+        gpsfake.wait_until_listening(&lines)?;
         Ok(gpsfake)
     }
 
@@ -136,36 +144,42 @@ impl Gpsfake {
         self.stop_group()
     }
 
-    fn wait_until_listening(&mut self) -> Result<(), GpsfakeError> {
+    /// Awaits gpsfake's "log cycle … begins", then checks the port once.
+    fn wait_until_listening(&mut self, lines: &Receiver<String>) -> Result<(), GpsfakeError> {
         let deadline = Instant::now() + START_TIMEOUT;
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                return Err(GpsfakeError::Exited {
-                    port: self.port,
-                    status,
-                    output: self.output(),
-                });
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains("log cycle") && line.contains("begins") => break,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    // Its output ended: it exited.
+                    let status = self.child.as_mut().and_then(|child| child.wait().ok());
+                    self.child = None;
+                    if let Some(status) = status {
+                        return Err(GpsfakeError::Exited {
+                            port: self.port,
+                            status,
+                            output: self.output(),
+                        });
+                    }
+                    break;
+                }
+                Err(RecvTimeoutError::Timeout) => break,
             }
-            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                let output = self.output();
-                // Best effort: the error to report is that it did not listen.
-                let _ = self.stop_group();
-                return Err(GpsfakeError::NotListening {
-                    port: self.port,
-                    seconds: START_TIMEOUT.as_secs(),
-                    output,
-                });
-            }
-            // Nothing to await: a refused connection says nothing about when gpsd binds.
-            std::thread::sleep(Duration::from_millis(50));
         }
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        if TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_ok() {
+            return Ok(());
+        }
+        let output = self.output();
+        // Best effort: the error to report is that it did not listen.
+        let _ = self.stop_group();
+        Err(GpsfakeError::NotListening {
+            port: self.port,
+            seconds: START_TIMEOUT.as_secs(),
+            output,
+        })
     }
 
     fn output(&self) -> String {
@@ -180,20 +194,27 @@ impl Gpsfake {
             return Ok(());
         };
         let group = Pid::from_child(&child);
+        let members = || {
+            let mut pids = live_members(group);
+            pids.push(group.as_raw_pid());
+            pids
+        };
         // An error here means the group is already gone.
         let _ = kill_process_group(group, Signal::TERM);
-        let gpsfake_ended = wait_for(STOP_TIMEOUT, || matches!(child.try_wait(), Ok(Some(_))));
-        if gpsfake_ended && wait_for(STOP_TIMEOUT, || live_members(group).is_empty()) {
-            return Ok(());
+        let ended = await_exits(&members(), STOP_TIMEOUT);
+        if !ended {
+            let _ = kill_process_group(group, Signal::KILL);
+            await_exits(&members(), STOP_TIMEOUT);
         }
-        let _ = kill_process_group(group, Signal::KILL);
+        // gpsfake is this process's child: reap it (it has exited, or was killed).
         let _ = child.wait();
-        if wait_for(STOP_TIMEOUT, || live_members(group).is_empty()) {
+        let left = live_members(group);
+        if left.is_empty() {
             return Ok(());
         }
         Err(GpsfakeError::Left {
             group: group.as_raw_pid(),
-            left: live_members(group),
+            left,
         })
     }
 }
@@ -215,19 +236,61 @@ pub fn free_port() -> u16 {
         .expect("the loopback interface gives out a free port")
 }
 
-/// Polls `done` until it holds or `timeout` passes: process exits of another parent's
-/// children have no event to await here.
-fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+/// Copies gpsfake's output line by line into `path` (kept for the error messages) and hands
+/// each line on; the channel closes when the output ends.
+fn copy_output(reader: std::io::PipeReader, path: PathBuf) -> std::io::Result<Receiver<String>> {
+    let mut file = File::create(path)?;
+    let (sender, receiver) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("gpsfake-output".into())
+        .spawn(move || {
+            for line in BufReader::new(reader).lines() {
+                let Ok(line) = line else { break };
+                let _ = writeln!(file, "{line}");
+                // The start stops listening once gpsd is up; the copy goes on.
+                let _ = sender.send(line);
+            }
+        })?;
+    Ok(receiver)
+}
+
+/// Awaits the exit of every process in `pids` (a pidfd becomes readable when its process
+/// exits, child or not); whether they all exited within `timeout`. One already gone counts as
+/// exited.
+fn await_exits(pids: &[i32], timeout: Duration) -> bool {
+    let fds: Vec<_> = pids
+        .iter()
+        .filter_map(|pid| Pid::from_raw(*pid))
+        .filter_map(|pid| pidfd_open(pid, PidfdFlags::empty()).ok())
+        .collect();
+    let mut waiting: Vec<_> = fds.iter().collect();
     let deadline = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= deadline {
+    while !waiting.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        let mut polled: Vec<PollFd<'_>> = waiting
+            .iter()
+            .map(|fd| PollFd::new(*fd, PollFlags::IN))
+            .collect();
+        let timespec = Timespec::try_from(left).unwrap_or(Timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        });
+        if poll(&mut polled, Some(&timespec)).is_err() {
+            return false;
+        }
+        let exited: Vec<bool> = polled.iter().map(|fd| !fd.revents().is_empty()).collect();
+        drop(polled);
+        let mut index = 0;
+        waiting.retain(|_| {
+            let keep = !exited[index];
+            index += 1;
+            keep
+        });
     }
+    true
 }
 
 /// The processes of the group that are not zombies (a zombie is gone, only not yet reaped).

@@ -1,6 +1,7 @@
 //! [`SimGps`]: a simulated receiver, parked at a place or driving a [`Route`] in a loop, with
 //! the time of its clock. Its health is always fine.
 
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ use super::{Clock, FixMode, GpsFix, GpsHealth, GpsState, PositionSource};
 pub struct SimGps {
     clock: Clock,
     shared: Arc<Shared>,
+    /// Dropped with the simulator: the ticker, waiting for its next tick, hears it at once.
+    _stop: Option<mpsc::Sender<()>>,
 }
 
 /// What the simulator and its ticker share.
@@ -78,14 +81,16 @@ impl SimGps {
         tick: Duration,
     ) -> std::io::Result<SimGps> {
         let started = clock();
-        let gps = SimGps::parked(GpsState::NoFix, clock);
+        let mut gps = SimGps::parked(GpsState::NoFix, clock);
         *gps.shared.lock_mode() = Mode::Driving { route, started };
         gps.shared.state.send_replace(gps.current());
         let shared = Arc::downgrade(&gps.shared);
         let clock = gps.clock.clone();
+        let (stop, stopped) = mpsc::channel();
         std::thread::Builder::new()
             .name("sim-gps".into())
-            .spawn(move || tick_along(&shared, &clock, tick))?;
+            .spawn(move || tick_along(&shared, &clock, tick, &stopped))?;
+        gps._stop = Some(stop);
         Ok(gps)
     }
 
@@ -96,6 +101,7 @@ impl SimGps {
                 state: watch::Sender::new(state),
             }),
             clock,
+            _stop: None,
         }
     }
 
@@ -125,10 +131,13 @@ impl Shared {
     }
 }
 
-/// Publishes the route's state every tick while driving; ends when the simulator is dropped.
-fn tick_along(shared: &Weak<Shared>, clock: &Clock, tick: Duration) {
+/// Publishes the route's state every tick while driving (a receiver's rate); ends as soon as
+/// the simulator is dropped.
+fn tick_along(shared: &Weak<Shared>, clock: &Clock, tick: Duration, stopped: &Receiver<()>) {
     loop {
-        std::thread::sleep(tick);
+        if stopped.recv_timeout(tick) != Err(RecvTimeoutError::Timeout) {
+            return;
+        }
         let Some(shared) = shared.upgrade() else {
             return;
         };
