@@ -135,17 +135,6 @@ async fn submit(client: &reqwest::Client, base: &str, token: &str, index: usize)
     Ok(created["id"].as_str().context("an id")?.to_owned())
 }
 
-async fn request(client: &reqwest::Client, base: &str, token: &str, id: &str) -> Result<Value> {
-    Ok(client
-        .get(format!("{base}/api/v1/requests/{id}"))
-        .bearer_auth(token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?)
-}
-
 /// A request made while the bus stood at `stop`, which is `near` there.
 struct Made {
     id: String,
@@ -351,13 +340,13 @@ fn the_stops_the_node_reports_follow_the_route_through_a_tunnel_a_noisy_edge_and
         ]
     );
     let made = driven.made;
-    let views = node.call(&link, move |client, base, token| async move {
-        let mut views = Vec::new();
-        for made in &made {
-            views.push(request(&client, &base, &token, &made.id).await?);
-        }
-        Ok(made.into_iter().zip(views).collect::<Vec<_>>())
-    })?;
+    let views = made
+        .into_iter()
+        .map(|made| {
+            let view = node.get(&link, &format!("/api/v1/requests/{}", made.id))?;
+            Ok((made, view))
+        })
+        .collect::<Result<Vec<_>>>()?;
     for (
         Made {
             stop, near, what, ..

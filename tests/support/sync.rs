@@ -575,17 +575,22 @@ impl StatusWatch {
         })
     }
 
-    /// `GET /api/v1/sync`.
-    async fn status(&self) -> Result<Value> {
+    /// `GET path` of the node's API, as JSON.
+    async fn get(&self, path: &str) -> Result<Value> {
         Ok(self
             .client
-            .get(format!("{}/api/v1/sync", self.base))
+            .get(format!("{}{path}", self.base))
             .bearer_auth(&self.token)
             .send()
             .await?
             .error_for_status()?
             .json()
             .await?)
+    }
+
+    /// `GET /api/v1/sync`.
+    async fn status(&self) -> Result<Value> {
+        self.get("/api/v1/sync").await
     }
 
     /// `POST /api/v1/sync`: a round at once, or right after the one in flight.
@@ -629,15 +634,7 @@ impl StatusWatch {
 
     /// `GET /api/v1/position`: where the node says the bus is.
     pub async fn position(&self) -> Result<Value> {
-        Ok(self
-            .client
-            .get(format!("{}/api/v1/position", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?)
+        self.get("/api/v1/position").await
     }
 
     /// Reads the position, and reads it again after each `changed` event, until `done` holds

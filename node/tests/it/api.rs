@@ -4,23 +4,8 @@
 use axum::http::StatusCode;
 use busloket_node::app;
 use busloket_sync::store::Store;
-use serde_json::json;
 
-use crate::{call, demo_state, sign_in};
-
-fn request_body(document: &str, number: &str) -> String {
-    json!({
-        "document": document,
-        "requester": { "national_number": number, "name": "Tom Pieter Janssens" },
-        "relation": "self",
-        "authentication": "card-read",
-        "channel": "bus-counter",
-        "language": "nl",
-        "delivery": { "method": "print-here" },
-        "station": "desk"
-    })
-    .to_string()
-}
+use crate::{call, demo_state, request_body, sign_in};
 
 fn stored(store: &Store) -> usize {
     store.count()

@@ -17,7 +17,7 @@ use axum::http::{Request, StatusCode, header};
 use busloket_node::config::Config;
 use busloket_node::state::AppState;
 use http_body_util::BodyExt;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
 /// A demo-mode state in `dir`, as `deploy/node.example.toml` configures it.
@@ -76,6 +76,21 @@ pub async fn form(app: &Router, uri: &str, fields: &str) -> Answer {
         body: Value::Null,
         text,
     }
+}
+
+/// A request for `document` by the holder of `number`, at the desk, as the API takes it.
+pub fn request_body(document: &str, number: &str) -> String {
+    json!({
+        "document": document,
+        "requester": { "national_number": number, "name": "Tom Pieter Janssens" },
+        "relation": "self",
+        "authentication": "card-read",
+        "channel": "bus-counter",
+        "language": "nl",
+        "delivery": { "method": "print-here" },
+        "station": "desk"
+    })
+    .to_string()
 }
 
 pub async fn sign_in(app: &Router) -> String {

@@ -9,27 +9,17 @@ use busloket_node::app;
 use busloket_node::state::AppState;
 use chrono::{TimeDelta, Utc};
 use http_body_util::BodyExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::{call, demo_state, sign_in};
+use crate::{call, demo_state, request_body, sign_in};
 
 /// The demo route's first stop, where the demo's simulated receiver stands.
 const SCHEDULE: &str = "[[stop]]\nid = \"demo-markt\"\nname = \"Grote Markt\"\nlatitude = 50.8279\nlongitude = 3.2649\nradius_m = 60\n\n[[stop]]\nid = \"demo-station\"\nname = \"Station\"\nlatitude = 50.8247\nlongitude = 3.2640\nradius_m = 50\n";
 
 /// Makes a request and returns its origin as the API shows it.
 async fn request_origin(app: &Router, token: &str) -> Value {
-    let body = json!({
-        "document": "birth-extract",
-        "requester": { "national_number": "78.03.12-037.01", "name": "Tom Pieter Janssens" },
-        "relation": "self",
-        "authentication": "card-read",
-        "channel": "bus-counter",
-        "language": "nl",
-        "delivery": { "method": "print-here" },
-        "station": "desk"
-    })
-    .to_string();
+    let body = request_body("birth-extract", "78.03.12-037.01");
     let created = call(app, "POST", "/api/v1/requests", Some(token), Some(&body)).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let id = created.body["id"].as_str().expect("an id").to_owned();

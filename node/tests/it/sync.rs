@@ -25,7 +25,7 @@ use busloket_sync::terms::{DeviceId, RequestId};
 use chrono::{FixedOffset, TimeZone, Utc};
 use serde_json::json;
 
-use crate::{call, demo_state, sign_in};
+use crate::{call, demo_state, request_body, sign_in};
 
 const EXAMPLE: &str = include_str!("../../../deploy/node.example.toml");
 const DEVICE: &str = "bus-demo-1";
@@ -503,24 +503,10 @@ async fn create_request(app: &axum::Router, token: &str) {
         "POST",
         "/api/v1/requests",
         Some(token),
-        Some(&request_body("78.03.12-037.01")),
+        Some(&request_body("birth-extract", "78.03.12-037.01")),
     )
     .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-}
-
-fn request_body(number: &str) -> String {
-    json!({
-        "document": "birth-extract",
-        "requester": { "national_number": number, "name": "Tom Pieter Janssens" },
-        "relation": "self",
-        "authentication": "card-read",
-        "channel": "bus-counter",
-        "language": "nl",
-        "delivery": { "method": "print-here" },
-        "station": "desk"
-    })
-    .to_string()
 }
 
 async fn staff_cookie(app: &axum::Router) -> String {
