@@ -328,7 +328,8 @@ pub async fn sync_round(state: &AppState, enrolled: &Enrolled) -> Result<RoundRe
         .await
         .map_err(|error| RoundError::Store(error.into()))??;
         let store = state.store.clone();
-        let left_for_later = prepared.left_for_later + usize::from(prepared.trip_left);
+        // Requests or trip log lines that did not fit: upload again at once.
+        let left_for_later = prepared.left_for_later > 0 || prepared.trip_left;
         let (settled, after) = blocking(move || {
             let settled = settle(&store, &prepared, answer)?;
             Ok((settled, Backlog::read(&store)?))
@@ -352,7 +353,7 @@ pub async fn sync_round(state: &AppState, enrolled: &Enrolled) -> Result<RoundRe
         report.requests_received += settled.created + settled.updated;
         report.refused.extend(settled.refused);
         report.files.extend(settled.files);
-        if settled.more || left_for_later > 0 {
+        if settled.more || left_for_later {
             continue;
         }
         // Resets and requests to ask for whole are sent at once, as long as an upload changes
