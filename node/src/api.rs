@@ -15,7 +15,7 @@ use busloket_sync::national_number::NationalNumber;
 use busloket_sync::record::{Delivery, Person, RequestView};
 use busloket_sync::store::RequestSummary;
 use busloket_sync::terms::{
-    AuthStrength, Channel, DeliveryMethod, DocumentCode, Language, Relation, RequestId,
+    AuthStrength, Channel, DeliveryMethod, DocumentCode, Language, Postcode, Relation, RequestId,
 };
 use chrono::{NaiveDate, Utc};
 use serde::de::DeserializeOwned;
@@ -140,6 +140,9 @@ struct NewRequestBody {
     delivery: DeliveryBody,
     #[serde(default)]
     purpose: Option<String>,
+    /// The requester's postcode, as they told it (four digits).
+    #[serde(default)]
+    requester_postcode: Option<Postcode>,
     /// The kiosk station or `desk`.
     station: String,
 }
@@ -201,6 +204,7 @@ async fn submit(
         purpose: body.purpose,
         // The API takes no card evidence: a client cannot vouch for a card.
         evidence: None,
+        requester_postcode: body.requester_postcode,
         station: body.station,
         by: staff.actor(),
     };

@@ -170,6 +170,7 @@ async fn identify(state: &AppState, station: &str, identity: CardIdentity) -> Ca
         authentication: AuthStrength::CardRead,
         can_sign: identity.document_type != DocumentType::KidsId,
         evidence: identity.evidence.as_ref().map(workflow::record_evidence),
+        postcode: workflow::card_postcode(&identity),
     }))
 }
 
@@ -451,6 +452,7 @@ async fn confirm(
         delivery: delivery.clone(),
         purpose: session.purpose.clone(),
         evidence: citizen.evidence.clone(),
+        requester_postcode: citizen.postcode,
         station: station.clone(),
         by: format!("kiosk:{station}"),
     };

@@ -396,6 +396,7 @@ fn serve_input(
         language: form.language.parse::<Language>().unwrap_or_default(),
         delivery: Delivery { method, email },
         purpose: Some(form.purpose.clone()).filter(|p| !p.trim().is_empty()),
+        requester_postcode: desk_card.as_ref().and_then(|card| card.postcode),
         evidence: desk_card.and_then(|card| card.evidence),
         station: "desk".into(),
         by: staff.actor(),

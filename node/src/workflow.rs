@@ -22,8 +22,8 @@ use busloket_sync::record::{
 };
 use busloket_sync::store::{RequestSummary, StoreError};
 use busloket_sync::terms::{
-    AuthStrength, Channel, DeliveryMethod, DocumentCode, HolderAlgorithm, Language, Relation,
-    RequestId,
+    AuthStrength, Channel, DeliveryMethod, DocumentCode, HolderAlgorithm, Language, Postcode,
+    Relation, RequestId,
 };
 use chrono::{DateTime, Utc};
 use rand::Rng;
@@ -47,6 +47,8 @@ pub struct SubmitInput {
     pub purpose: Option<String>,
     /// What reading the requester's card proved, when it was read.
     pub evidence: Option<CardEvidence>,
+    /// The requester's postcode: from their card's address file when it was read.
+    pub requester_postcode: Option<Postcode>,
     /// The kiosk station or the staff desk.
     pub station: String,
     /// Who submits: `kiosk:<station>` or `staff:<username>`.
@@ -90,6 +92,12 @@ pub fn plausible_email(address: &str) -> bool {
         && !domain.ends_with('.')
         && address.len() <= 254
         && !address.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// The postcode of a card's address: all of the address a request keeps. `None` when the card's
+/// postal code is not a Belgian postcode (it always is on a Belgian eID).
+pub fn card_postcode(identity: &busloket_hardware::CardIdentity) -> Option<Postcode> {
+    identity.address.zip.trim().parse().ok()
 }
 
 /// What a verified card read proved, as a request record carries it (without a holder
@@ -204,6 +212,7 @@ pub fn draft(state: &AppState, input: SubmitInput, now: DateTime<Utc>) -> Result
             },
             queue_number: 0,
             evidence: input.evidence,
+            requester_postcode: input.requester_postcode,
         },
         subject_is_minor: input.subject_is_minor,
         by: input.by,

@@ -27,7 +27,7 @@ pub use self::statement::holder_statement;
 use crate::national_number::NationalNumber;
 use crate::terms::{
     AuthStrength, Channel, DeliveryMethod, DeviceId, DocumentCode, HolderAlgorithm, Language,
-    Relation, RequestId, StopId,
+    Postcode, Relation, RequestId, StopId,
 };
 
 /// The version of the document layout this program writes and reads.
@@ -166,6 +166,9 @@ pub struct NewRequest {
     pub queue_number: u32,
     /// What reading the requester's eID proved; `None` when the identity was typed in.
     pub evidence: Option<CardEvidence>,
+    /// The requester's postcode, from the address file of their eID (`None` when no card was
+    /// read): where the requester lives, coarsely enough for the city's indicators.
+    pub requester_postcode: Option<Postcode>,
 }
 
 /// What a verified read of the requester's eID proved, carried by the request as evidence.

@@ -48,7 +48,8 @@ impl Position {
         2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
     }
 
-    fn is_valid(&self) -> bool {
+    /// Whether both numbers are finite and on the Earth.
+    pub fn is_valid(&self) -> bool {
         self.latitude.is_finite()
             && self.longitude.is_finite()
             && (-90.0..=90.0).contains(&self.latitude)

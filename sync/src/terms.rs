@@ -174,6 +174,51 @@ impl FromStr for RequestId {
     }
 }
 
+/// A Belgian postcode: four digits, 1000 to 9999. A requester's, read from the address file of
+/// their eID, is all of their address a request keeps: the city's indicators need no more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Postcode(u16);
+
+impl Postcode {
+    pub fn number(self) -> u16 {
+        self.0
+    }
+}
+
+impl fmt::Display for Postcode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for Postcode {
+    type Err = UnknownTerm;
+    fn from_str(value: &str) -> Result<Self, UnknownTerm> {
+        let number = (value.len() == 4 && value.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| value.parse::<u16>().ok())
+            .flatten()
+            .filter(|number| *number >= 1000);
+        number.map(Postcode).ok_or_else(|| UnknownTerm {
+            what: "postcode",
+            value: value.to_owned(),
+        })
+    }
+}
+
+impl TryFrom<String> for Postcode {
+    type Error = UnknownTerm;
+    fn try_from(value: String) -> Result<Self, UnknownTerm> {
+        value.parse()
+    }
+}
+
+impl From<Postcode> for String {
+    fn from(value: Postcode) -> String {
+        value.to_string()
+    }
+}
+
 macro_rules! name_id {
     ($(#[$meta:meta])* $name:ident, $what:literal) => {
         $(#[$meta])*
@@ -253,6 +298,10 @@ mod tests {
             })
         );
         assert!("Birth Extract".parse::<DocumentCode>().is_err());
+        assert_eq!("8500".parse::<Postcode>().map(Postcode::number), Ok(8500));
+        for bad in ["0999", "850", "85000", "85a0", " 8500", ""] {
+            assert!(bad.parse::<Postcode>().is_err(), "{bad:?}");
+        }
         assert_eq!(
             "criminal-record-596.2"
                 .parse::<DocumentCode>()

@@ -176,6 +176,7 @@ fn new_request(id: RequestId, device: &DeviceId, n: usize) -> NewRequest {
         },
         queue_number: n as u32 + 1,
         evidence: None,
+        requester_postcode: None,
     }
 }
 

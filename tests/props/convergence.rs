@@ -340,6 +340,7 @@ fn new_request(id: RequestId, device: &DeviceId, at: DateTime<Utc>) -> NewReques
         },
         queue_number: 1,
         evidence: None,
+        requester_postcode: None,
     }
 }
 

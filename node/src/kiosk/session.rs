@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use busloket_sync::record::{CardEvidence, Delivery, Person};
-use busloket_sync::terms::{AuthStrength, DocumentCode, Language, Relation};
+use busloket_sync::terms::{AuthStrength, DocumentCode, Language, Postcode, Relation};
 use tokio::time::Instant;
 
 use crate::config::Station;
@@ -36,6 +36,8 @@ pub struct Citizen {
     pub authentication: AuthStrength,
     /// What reading the card proved (real cards only).
     pub evidence: Option<CardEvidence>,
+    /// The postcode of the card's address.
+    pub postcode: Option<Postcode>,
     /// The card has an authentication key, so the holder can confirm with their PIN (Kids-ID
     /// cards have none).
     pub can_sign: bool,
@@ -275,6 +277,7 @@ mod tests {
             first_name: "Demo".into(),
             authentication: AuthStrength::CardRead,
             evidence: None,
+            postcode: None,
             can_sign: true,
         }));
         assert_eq!(step(&session, never), Step::ForWhom);

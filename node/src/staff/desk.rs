@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use busloket_hardware::CardIdentity;
 use busloket_sync::national_number::NationalNumber;
 use busloket_sync::record::CardEvidence;
+use busloket_sync::terms::Postcode;
 
 /// The last card read at the desk.
 #[derive(Clone)]
@@ -17,6 +18,8 @@ pub struct DeskCard {
     pub national_number: NationalNumber,
     pub name: String,
     pub evidence: Option<CardEvidence>,
+    /// The postcode of the card's address.
+    pub postcode: Option<Postcode>,
     /// What to show as the photo, with its content type: the card's JPEG, or for a demo card its
     /// placeholder SVG.
     pub photo: Option<(&'static str, Vec<u8>)>,
@@ -50,6 +53,7 @@ impl DeskCard {
                 .evidence
                 .as_ref()
                 .map(crate::workflow::record_evidence),
+            postcode: crate::workflow::card_postcode(identity),
             photo,
         }
     }

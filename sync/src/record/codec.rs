@@ -15,6 +15,8 @@
 //!   (booleans), and the map `holder` when the holder signed with their PIN: `algorithm`
 //!   (string), `signature` and `certificate` (bytes). Optional, so records written before they
 //!   existed read the same (no schema bump);
+//! - `requester_postcode` (four digits as a string), absent when no card was read — optional
+//!   likewise;
 //! - `events`: a list of maps `id`, `at` (timestamp), `by`, `device`, `kind` (the kind's code),
 //!   the kind's own fields (`outcome`, `reason`, `document_id`, `printer`, `to`, `note`, `kept`
 //!   as a list of ids) and `seen` (a list of event ids, sorted).
@@ -98,6 +100,9 @@ pub(super) fn write_request(
         doc.put(&origin, "clock_skew_ms", skew)?;
     }
     doc.put(ROOT, "queue_number", u64::from(new.queue_number))?;
+    if let Some(postcode) = new.requester_postcode {
+        doc.put(ROOT, "requester_postcode", postcode.to_string())?;
+    }
     if let Some(evidence) = &new.evidence {
         let map = doc.put_object(ROOT, "evidence", ObjType::Map)?;
         doc.put(
@@ -257,6 +262,7 @@ pub(super) fn read_fields(doc: &AutoCommit) -> Result<ReadFields, RecordError> {
         origin: required(doc, r, "origin", parse_origin, c)?,
         queue_number: required(doc, r, "queue_number", parse_queue_number, c)?,
         evidence: field(doc, r, "evidence", parse_evidence, c)?,
+        requester_postcode: field(doc, r, "requester_postcode", parse_text, c)?,
     };
     Ok(ReadFields {
         schema,

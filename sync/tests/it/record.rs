@@ -440,3 +440,25 @@ fn the_whereabouts_are_kept_and_checked() {
     let error = RequestRecord::load(&doc.save()).err().unwrap().to_string();
     assert!(error.contains("unknown stop source"), "{error}");
 }
+
+#[test]
+fn the_requester_postcode_is_kept_and_checked() {
+    // Request 1 was made with a card read: it keeps the postcode of the card's address.
+    let new = new_request(1);
+    assert_eq!(new.requester_postcode.map(|p| p.number()), Some(8510));
+    let mut record = created(1);
+    let reloaded = RequestRecord::load(&record.save()).unwrap();
+    assert_eq!(
+        reloaded.view().unwrap().fields.requester_postcode,
+        new.requester_postcode
+    );
+    // A typed identity keeps none, and reads as none.
+    assert_eq!(created(2).view().unwrap().fields.requester_postcode, None);
+
+    // A postcode another replica wrote badly is refused on load, naming the field.
+    let mut doc = AutoCommit::load(&record.save()).unwrap();
+    doc.put(ROOT, "requester_postcode", "85").unwrap();
+    let error = RequestRecord::load(&doc.save()).err().unwrap().to_string();
+    assert!(error.contains("requester_postcode"), "{error}");
+    assert!(error.contains("unknown postcode `85`"), "{error}");
+}

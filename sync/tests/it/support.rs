@@ -90,6 +90,9 @@ pub fn new_request(n: u32) -> NewRequest {
                 certificate: vec![0x30, 0x03, 0x02, 0x01, 0x01],
             }),
         }),
+        // The postcode of the card's address, where a card was read.
+        requester_postcode: (n % 2 == 1)
+            .then(|| ["8500", "8510", "8520"][n as usize % 3].parse().unwrap()),
     }
 }
 
