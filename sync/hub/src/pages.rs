@@ -4,8 +4,9 @@
 //! `POST /api/v1/requests/{id}/events`, which records an event of the city on a request (the bus
 //! that holds it gets it in its next answer).
 //!
-//! Server-rendered HTML (maud), Dutch by default and English (`?lang=en`, or the browser's
-//! `Accept-Language`); plain tables with headers and captions, a `lang` attribute, no script.
+//! Server-rendered HTML (maud), Dutch by default, French, German and English (`?lang=fr`, or the
+//! browser's `Accept-Language`; every page links to itself in each language); plain tables with
+//! headers and captions, a `lang` attribute, no script.
 
 use std::collections::HashMap;
 
@@ -79,10 +80,14 @@ caption{text-align:left;padding:.5rem 0;color:#333}th,td{border:1px solid #8a8a8
 th{background:#eef2f6}.revoked{color:#a00000;font-weight:600}.skip-link{position:absolute;left:-999px}\
 .skip-link:focus{left:1rem;top:1rem;background:#fff;color:#000;padding:.5rem}label{display:block;margin-top:1rem}\
 input{font-size:1rem;padding:.5rem;min-width:16rem}button{font-size:1rem;padding:.5rem 1rem;margin-top:1rem;cursor:pointer}\
-.error{color:#a00000;border-left:4px solid #a00000;padding-left:.75rem}:focus-visible{outline:3px solid #f0b400;outline-offset:2px}";
+.error{color:#a00000;border-left:4px solid #a00000;padding-left:.75rem}:focus-visible{outline:3px solid #f0b400;outline-offset:2px}\
+.languages ul{list-style:none;display:flex;gap:1rem;margin:0;padding:0}.languages [aria-current]{font-weight:700}";
 
+/// A whole page: the header (the hub's name, the language navigation, who is signed in), then
+/// `main` under the `title`. `path` is the page's own address without `lang`, with its other
+/// query parameters if it has some (`/indicators?from=2026-11-01`): the language navigation
+/// links to it in each language.
 fn frame(tr: Tr<'_>, title: &str, staff: Option<&Staff>, path: &str, main: Markup) -> Markup {
-    let other = tr.t("other-language-code");
     html! {
         (DOCTYPE)
         html lang=(tr.lang.code()) {
@@ -96,7 +101,7 @@ fn frame(tr: Tr<'_>, title: &str, staff: Option<&Staff>, path: &str, main: Marku
                 a.skip-link href="#main" { (tr.t("skip-to-content")) }
                 header {
                     strong { (tr.t("app-name")) }
-                    a href={ (path) "?lang=" (other) } lang=(other) hreflang=(other) { (tr.t("other-language")) }
+                    (language_navigation(tr, path))
                     @if let Some(staff) = staff {
                         span { (tr.t_with("signed-in-as", "name", &staff.display_name)) }
                         form method="post" action="/signout" {
@@ -107,6 +112,28 @@ fn frame(tr: Tr<'_>, title: &str, staff: Option<&Staff>, path: &str, main: Marku
                 main #main tabindex="-1" {
                     h1 { (title) }
                     (main)
+                }
+            }
+        }
+    }
+}
+
+/// Every language by its own name, in its own `lang`, each a link to `path` in that language;
+/// the current one is marked `aria-current` and is not a link.
+fn language_navigation(tr: Tr<'_>, path: &str) -> Markup {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    html! {
+        nav.languages aria-label=(tr.t("language-navigation")) {
+            ul {
+                @for &lang in Lang::ALL {
+                    li {
+                        @if lang == tr.lang {
+                            span lang=(lang.code()) aria-current="true" { (lang.own_name()) }
+                        } @else {
+                            a href={ (path) (separator) "lang=" (lang.code()) }
+                              lang=(lang.code()) hreflang=(lang.code()) { (lang.own_name()) }
+                        }
+                    }
                 }
             }
         }
@@ -589,5 +616,33 @@ async fn record_event(
             tracing::error!("recording an event failed: {error}");
             cannot_write()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::i18n::Translations;
+
+    #[test]
+    fn the_language_navigation_keeps_the_page_and_its_query() {
+        let translations = Translations::new().unwrap();
+        let french = language_navigation(translations.tr(Lang::Fr), "/devices").into_string();
+        assert_eq!(
+            french,
+            "<nav class=\"languages\" aria-label=\"Langue\"><ul>\
+             <li><a href=\"/devices?lang=nl\" lang=\"nl\" hreflang=\"nl\">Nederlands</a></li>\
+             <li><span lang=\"fr\" aria-current=\"true\">Français</span></li>\
+             <li><a href=\"/devices?lang=de\" lang=\"de\" hreflang=\"de\">Deutsch</a></li>\
+             <li><a href=\"/devices?lang=en\" lang=\"en\" hreflang=\"en\">English</a></li>\
+             </ul></nav>"
+        );
+        let german = language_navigation(translations.tr(Lang::De), "/indicators?from=2026-11-01")
+            .into_string();
+        assert!(german.contains("aria-label=\"Sprache\""), "{german}");
+        assert!(
+            german.contains("href=\"/indicators?from=2026-11-01&amp;lang=nl\""),
+            "{german}"
+        );
     }
 }

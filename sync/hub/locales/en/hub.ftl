@@ -1,7 +1,6 @@
 app-name = busloket hub
 skip-to-content = Skip to content
-other-language = Nederlands
-other-language-code = nl
+language-navigation = Language
 signed-in-as = Signed in as { $name }
 sign-out = Sign out
 signin-title = Sign in

@@ -1,7 +1,6 @@
 app-name = busloket hub
 skip-to-content = Naar de inhoud
-other-language = English
-other-language-code = en
+language-navigation = Taal
 signed-in-as = Aangemeld als { $name }
 sign-out = Afmelden
 signin-title = Aanmelden

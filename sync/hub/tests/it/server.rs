@@ -1,7 +1,8 @@
 //! The real server over TLS with a city CA: every way to tamper refused with its code, logged and
 //! quarantined where PROTOCOL.md says, nothing stored before affected; a certificate of another
-//! CA stopped at the handshake; revocation after a CRL reload; health; the device page behind
-//! central IT's sign-in; a decision of the city reaching the bus through the API.
+//! CA stopped at the handshake; revocation after a CRL reload; health; the pages in Dutch, French,
+//! German and English; the device page behind central IT's sign-in; a decision of the city
+//! reaching the bus through the API.
 
 use busloket_provisioning::revoke_device;
 use busloket_sync::protocol::{OutgoingDoc, Upload, build_upload};
@@ -317,6 +318,83 @@ async fn the_device_page_needs_central_it_and_lists_every_device() {
         .unwrap();
     assert!(english.contains("<html lang=\"en\">"));
     assert!(english.contains("Nothing in quarantine."));
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_speak_dutch_french_german_and_english() {
+    let city = city(&["bus-1"]);
+    let hub = RunningHub::start(&city.config).await;
+    let browser = client(&ca(&city), None);
+    let page = async |path: &str, accept_language: Option<&str>| {
+        let mut request = browser.get(format!("{}{path}", hub.url));
+        if let Some(accept_language) = accept_language {
+            request = request.header("accept-language", accept_language);
+        }
+        request.send().await.unwrap().text().await.unwrap()
+    };
+
+    let french = page("/signin?lang=fr", None).await;
+    assert!(french.contains("<html lang=\"fr\">"), "{french}");
+    assert!(french.contains("<title>Se connecter — busloket hub</title>"));
+    assert!(french.contains("<nav class=\"languages\" aria-label=\"Langue\">"));
+    assert!(french.contains("<span lang=\"fr\" aria-current=\"true\">Français</span>"));
+    assert!(french.contains("<a href=\"/signin?lang=de\" lang=\"de\" hreflang=\"de\">Deutsch</a>"));
+    assert!(french.contains("<input type=\"hidden\" name=\"lang\" value=\"fr\">"));
+
+    let german = page("/signin?lang=de", None).await;
+    assert!(german.contains("<html lang=\"de\">"), "{german}");
+    assert!(german.contains("<title>Anmelden — busloket hub</title>"));
+    assert!(german.contains("<span lang=\"de\" aria-current=\"true\">Deutsch</span>"));
+    for (code, name) in [("nl", "Nederlands"), ("fr", "Français"), ("en", "English")] {
+        let link = format!(
+            "<a href=\"/signin?lang={code}\" lang=\"{code}\" hreflang=\"{code}\">{name}</a>"
+        );
+        assert!(german.contains(&link), "{link}");
+    }
+
+    let from_the_browser = page("/signin", Some("de-BE,de;q=0.9")).await;
+    assert!(from_the_browser.contains("<html lang=\"de\">"));
+    assert!(from_the_browser.contains("<title>Anmelden — busloket hub</title>"));
+    let chosen = page("/signin?lang=fr", Some("de-BE,de;q=0.9")).await;
+    assert!(
+        chosen.contains("<html lang=\"fr\">"),
+        "the link wins over the browser"
+    );
+    let dutch = page("/signin", Some("es-ES,es;q=0.9")).await;
+    assert!(dutch.contains("<html lang=\"nl\">"), "Dutch when none fits");
+    assert!(dutch.contains("<title>Aanmelden — busloket hub</title>"));
+
+    // The form carries the language through a refused and an accepted sign-in.
+    let sign_in_in = async |lang: &str, password: &str| {
+        browser
+            .post(format!("{}/signin", hub.url))
+            .form(&[("username", "it"), ("password", password), ("lang", lang)])
+            .send()
+            .await
+            .unwrap()
+    };
+    let refused = sign_in_in("de", "wrong password").await;
+    assert_eq!(refused.status().as_u16(), 401);
+    let refused = refused.text().await.unwrap();
+    assert!(refused.contains("<html lang=\"de\">"));
+    assert!(refused.contains("Der Benutzername oder das Passwort ist falsch"));
+    let accepted = sign_in_in("fr", CENTRAL_IT_PASSWORD).await;
+    assert_eq!(accepted.status().as_u16(), 303);
+    assert_eq!(accepted.headers()["location"], "/devices?lang=fr");
+    let cookie = session_cookie(&accepted).unwrap();
+    let devices = get_signed_in(&browser, &hub, "/devices?lang=fr", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        devices.contains("<th scope=\"col\">Appareil</th>"),
+        "{devices}"
+    );
+    assert!(
+        devices.contains("<a href=\"/devices?lang=de\" lang=\"de\" hreflang=\"de\">Deutsch</a>")
+    );
     hub.stop().await;
 }
 
