@@ -419,5 +419,69 @@ fn the_stops_the_node_reports_follow_the_route_through_a_tunnel_a_noisy_edge_and
     );
     let km = trip["route_km"].as_f64().context("route_km")?;
     assert!(km > 0.2, "the bus drove: {trip:#}");
+
+    // The indicators count the requests at their stops (each made by another citizen: a visit
+    // each) and the bus's kilometres; the page is kept to be looked at.
+    let (indicators, page) = hub.call(&link, |client, url, cookie| async move {
+        let get = |path: &'static str| {
+            client
+                .get(format!("{url}{path}"))
+                .header(reqwest::header::COOKIE, cookie.clone())
+                .send()
+        };
+        let json = get("/api/v1/indicators")
+            .await?
+            .error_for_status()?
+            .json::<Value>()
+            .await?;
+        let page = get("/indicators?lang=nl")
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        Ok((json, page))
+    })?;
+    let stops: Vec<(String, u64, u64)> = indicators["stops"]
+        .as_array()
+        .context("stops")?
+        .iter()
+        .map(|stop| {
+            (
+                stop["stop"].as_str().unwrap_or("none").to_owned(),
+                stop["visits"].as_u64().unwrap_or(0),
+                stop["requests"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stops,
+        [
+            ("demo-markt".to_owned(), 2, 2),
+            ("demo-station".to_owned(), 1, 1)
+        ],
+        "{indicators:#}"
+    );
+    let totals = &indicators["totals"];
+    assert_eq!(totals["visits_estimated"], 3, "{totals:#}");
+    let bus_km = totals["bus_km"].as_f64().context("bus_km")?;
+    assert!((bus_km - km).abs() < 0.01, "{bus_km} vs the trip's {km}");
+    assert!(page.contains("Grote Markt") && page.contains(r#"role="img""#));
+    screenshot_page("hub-indicators", &page)?;
     Ok(())
+}
+
+/// Renders a page the hub served (kept under `target/e2e/`; it needs nothing but itself) in
+/// headless Chromium and saves its screenshot there.
+fn screenshot_page(name: &str, html: &str) -> Result<()> {
+    let file = busloket_e2e::artifacts_dir().join(format!("{name}.html"));
+    std::fs::write(&file, html)?;
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let browser = busloket_e2e::Browser::start(1280, 2000).await?;
+        browser
+            .client
+            .goto(&format!("file://{}", file.display()))
+            .await?;
+        browser.screenshot(name).await?;
+        browser.close().await
+    })
 }

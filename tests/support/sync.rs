@@ -213,11 +213,18 @@ impl TestHub {
             dir.path().join("stops.toml"),
             include_str!("../../deploy/stops.example.toml"),
         )?;
+        // The demo's postcodes, for the indicators' estimate of kilometres avoided.
+        std::fs::write(
+            dir.path().join("postcodes.toml"),
+            include_str!("../../deploy/postcodes.example.toml"),
+        )?;
         let config = dir.path().join("hub.toml");
         std::fs::write(
             &config,
             format!(
-                "listen = \"{addr}:{HUB_PORT}\"\ndata_dir = \"data\"\nat_rest_key = \"keys/at-rest.key\"\nstaff_file = \"staff.toml\"\nstops_file = \"stops.toml\"\n\n[trust]\nca_dir = \"{ca}\"\n",
+                "listen = \"{addr}:{HUB_PORT}\"\ndata_dir = \"data\"\nat_rest_key = \"keys/at-rest.key\"\nstaff_file = \"staff.toml\"\nstops_file = \"stops.toml\"\n\n\
+                 [indicators]\ntown_hall = {{ name = \"Stadhuis Kortrijk\", latitude = 50.8277, longitude = 3.2647 }}\npostcodes_file = \"postcodes.toml\"\n\n\
+                 [trust]\nca_dir = \"{ca}\"\n",
                 addr = link.hub_addr(),
                 ca = city.ca_dir().display()
             ),
@@ -686,9 +693,11 @@ impl Drop for SyncedNode {
 pub fn submission(index: usize) -> Value {
     let base = 700_101_001u64 + (index as u64 % 300) * 2;
     let number = format!("{base:09}{:02}", 97 - base % 97);
+    let postcode = ["8500", "8501", "8510", "8520", "7700"][index % 5];
     json!({
         "document": "household-composition",
         "requester": { "national_number": number, "name": format!("Sync Test {index}") },
+        "requester_postcode": postcode,
         "relation": "self",
         "authentication": "card-read",
         "channel": "bus-kiosk",

@@ -13,7 +13,7 @@
 //!   `bus/bundle/`: its enrolment (`device enroll`, for `https://127.0.0.1:<hub port>`: redone
 //!   when the hub port or the CA changes); `bus/node.toml` (`deploy/node.example.toml` with
 //!   `[sync]`), `bus/data/`, `bus/printed/`;
-//! - `hub/`: `hub.toml`, `staff.toml` (central IT `it-demo` and the bus clerk `demo`), the at-rest
+//! - `hub/`: `hub.toml` (with `stops.toml` and `postcodes.toml` from `deploy/`), `staff.toml` (central IT `it-demo` and the bus clerk `demo`), the at-rest
 //!   key in `hub/keys/`, the store in `hub/data/`, the log in `hub/hub.log`.
 //!
 //! The provisioning tool never overwrites a file, so each step runs only when its outputs are
@@ -136,6 +136,7 @@ fn print_urls(demo: &SyncedDemo, hub: &str, base: &str, https: bool) {
     println!();
     println!("  The city's hub (busloket-hub)");
     println!("  Devices (central IT):                  {hub}/devices");
+    println!("  Indicators (visits, km avoided):       {hub}/indicators");
     println!("    sign in as `{HUB_USER}` with password `{HUB_PASSWORD}`");
     println!(
         "  The node syncs with the hub every {SYNC_INTERVAL_SECONDS} s and on 'Sync now' in the staff console."
@@ -269,6 +270,9 @@ pub fn prepare_synced(
     let stops = hub.join("stops.toml");
     std::fs::copy(root.join("deploy/stops.example.toml"), &stops)
         .with_context(|| format!("cannot write {}", stops.display()))?;
+    let postcodes = hub.join("postcodes.toml");
+    std::fs::copy(root.join("deploy/postcodes.example.toml"), &postcodes)
+        .with_context(|| format!("cannot write {}", postcodes.display()))?;
     let hub_config = hub.join("hub.toml");
     std::fs::write(
         &hub_config,
@@ -279,6 +283,10 @@ pub fn prepare_synced(
              at_rest_key = \"keys/at-rest.key\"\n\
              staff_file = \"staff.toml\"\n\
              stops_file = \"stops.toml\"\n\
+             \n\
+             [indicators]\n\
+             town_hall = {{ name = \"Stadhuis Kortrijk\", latitude = 50.8277, longitude = 3.2647 }}\n\
+             postcodes_file = \"postcodes.toml\"\n\
              \n\
              [trust]\n\
              ca_dir = \"../city/ca\"\n"

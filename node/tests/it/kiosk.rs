@@ -213,6 +213,11 @@ async fn the_pin_makes_a_request_automatic_and_wrong_pins_are_counted() {
     );
     // A demo card has no keys: its "signature" is no evidence.
     assert_eq!(view.fields.evidence, None);
+    // Of the card's address, the request keeps the postcode only.
+    assert_eq!(
+        view.fields.requester_postcode.map(|code| code.number()),
+        Some(8500)
+    );
     state.shutdown.cancel();
 }
 

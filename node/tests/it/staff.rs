@@ -155,13 +155,14 @@ async fn serve_a_citizen_by_typed_number_and_by_desk_card() {
     assert_eq!(after.location.as_deref(), Some("/staff/login"));
 }
 
-/// Serves a citizen with the desk form; the authentication strength the stored request got.
+/// Serves a citizen with the desk form; the authentication strength the stored request got, and
+/// the requester's postcode it keeps.
 async fn served_authentication(
     app: &Router,
     state: &busloket_node::state::AppState,
     cookie: &str,
     form: &str,
-) -> AuthStrength {
+) -> (AuthStrength, Option<u16>) {
     let page = send(app, "POST", "/staff/serve", Some(cookie), form).await;
     let location = page.location.expect("a redirect to the new request");
     let id = location
@@ -169,7 +170,10 @@ async fn served_authentication(
         .parse()
         .unwrap();
     let view = state.store.load(id).unwrap().unwrap().view().unwrap();
-    view.fields.authentication
+    (
+        view.fields.authentication,
+        view.fields.requester_postcode.map(|code| code.number()),
+    )
 }
 
 #[tokio::test]
@@ -199,7 +203,8 @@ async fn the_desk_card_shows_its_photo_and_counts_only_while_it_is_in_the_reader
     let from_card = "requester_number=72.11.05-143.35&requester_name=Julien+Dubois&from_card=true&relation=self&document=life-certificate&language=fr&delivery=print-here";
     assert_eq!(
         served_authentication(&app, &state, &cookie, from_card).await,
-        AuthStrength::CardRead
+        (AuthStrength::CardRead, Some(7700)),
+        "the card's postcode (Mouscron) goes with the request"
     );
 
     // Pulled: the photo is gone, and a form that still claims the card counts as typed in.
@@ -216,7 +221,7 @@ async fn the_desk_card_shows_its_photo_and_counts_only_while_it_is_in_the_reader
     assert_eq!(photo.status, StatusCode::NOT_FOUND);
     assert_eq!(
         served_authentication(&app, &state, &cookie, from_card).await,
-        AuthStrength::Declared
+        (AuthStrength::Declared, None)
     );
     state.shutdown.cancel();
 }

@@ -5,9 +5,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use busloket_sync::stops::Position;
 use busloket_sync::terms::DeviceId;
 use serde::Deserialize;
 use thiserror::Error;
+
+use crate::indicators::Place;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -38,6 +41,28 @@ struct RawConfig {
     staff_file: PathBuf,
     stops_file: Option<PathBuf>,
     trust: RawTrust,
+    indicators: Option<RawIndicators>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIndicators {
+    town_hall: RawPlace,
+    postcodes_file: PathBuf,
+    #[serde(default = "default_road_factor")]
+    road_factor: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlace {
+    name: String,
+    latitude: f64,
+    longitude: f64,
+}
+
+fn default_road_factor() -> f64 {
+    1.3
 }
 
 fn default_hub_id() -> String {
@@ -78,7 +103,7 @@ impl TrustPaths {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub listen: SocketAddr,
     /// The device id written in events the hub records.
@@ -89,6 +114,16 @@ pub struct Config {
     /// The bus's stop schedule ([`busloket_sync::stops`]), when the city keeps one.
     pub stops_file: Option<PathBuf>,
     pub trust: TrustPaths,
+    /// What the estimate of kilometres avoided needs; `None`: nothing is estimated.
+    pub indicators: Option<IndicatorsConfig>,
+}
+
+/// The `[indicators]` section: the town hall, the postcode list's file, the road factor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndicatorsConfig {
+    pub town_hall: Place,
+    pub postcodes_file: PathBuf,
+    pub road_factor: f64,
 }
 
 impl Config {
@@ -170,7 +205,37 @@ impl Config {
                 data_dir.display()
             )));
         }
+        let indicators = match raw.indicators {
+            Some(section) => {
+                let position = Position {
+                    latitude: section.town_hall.latitude,
+                    longitude: section.town_hall.longitude,
+                };
+                if !position.is_valid() {
+                    return Err(invalid(format!(
+                        "[indicators] town_hall: {}, {} is not a position on the Earth",
+                        position.latitude, position.longitude
+                    )));
+                }
+                if !(1.0..=3.0).contains(&section.road_factor) {
+                    return Err(invalid(format!(
+                        "[indicators] road_factor {} must be between 1 (straight lines) and 3",
+                        section.road_factor
+                    )));
+                }
+                Some(IndicatorsConfig {
+                    town_hall: Place {
+                        name: section.town_hall.name.trim().to_owned(),
+                        position,
+                    },
+                    postcodes_file: resolve(section.postcodes_file),
+                    road_factor: section.road_factor,
+                })
+            }
+            None => None,
+        };
         Ok(Config {
+            indicators,
             listen: raw.listen,
             hub_id,
             data_dir,
@@ -200,6 +265,15 @@ mod tests {
             config.stops_file,
             Some(PathBuf::from("/etc/busloket/stops.toml"))
         );
+        let indicators = config.indicators.unwrap();
+        assert_eq!(
+            indicators.postcodes_file,
+            PathBuf::from("/etc/busloket/postcodes.toml")
+        );
+        assert_eq!(indicators.road_factor, 1.3);
+        let bad = text.replace("road_factor = 1.3", "road_factor = 0.5");
+        let error = Config::parse(&bad, Path::new("hub.toml"), Path::new("/x")).unwrap_err();
+        assert!(error.to_string().contains("road_factor 0.5"), "{error}");
     }
 
     #[test]

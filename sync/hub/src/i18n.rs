@@ -24,7 +24,7 @@ pub enum Lang {
 /// the list is written once, here: a new catalogue is one more name in the first rule.
 macro_rules! catalogues {
     ($code:literal) => {
-        catalogues!($code, ["hub.ftl"])
+        catalogues!($code, ["hub.ftl", "indicators.ftl"])
     };
     ($code:literal, [$($file:literal),+]) => {
         &[$(($file, include_str!(concat!("../locales/", $code, "/", $file)))),+]
@@ -167,6 +167,14 @@ impl Tr<'_> {
     pub fn t_with(&self, key: &str, name: &str, value: &str) -> String {
         let mut args = FluentArgs::new();
         args.set(name, value.to_owned());
+        self.format(key, Some(&args))
+    }
+
+    pub fn t_args(&self, key: &str, values: &[(&str, String)]) -> String {
+        let mut args = FluentArgs::new();
+        for (name, value) in values {
+            args.set(*name, value.clone());
+        }
         self.format(key, Some(&args))
     }
 

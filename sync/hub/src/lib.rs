@@ -18,6 +18,7 @@
 pub mod auth;
 pub mod config;
 pub mod i18n;
+pub mod indicators;
 pub mod pages;
 pub mod schedule;
 pub mod server;

@@ -44,11 +44,11 @@ pub fn routes() -> Router<AppState> {
 }
 
 #[derive(Debug, Deserialize, Default)]
-struct LangQuery {
-    lang: Option<String>,
+pub(crate) struct LangQuery {
+    pub(crate) lang: Option<String>,
 }
 
-fn language(query: &LangQuery, headers: &HeaderMap) -> Lang {
+pub(crate) fn language(query: &LangQuery, headers: &HeaderMap) -> Lang {
     if let Some(lang) = query.lang.as_deref().and_then(Lang::from_code) {
         return lang;
     }
@@ -65,7 +65,7 @@ fn language(query: &LangQuery, headers: &HeaderMap) -> Lang {
         .unwrap_or(Lang::Nl)
 }
 
-fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<Staff> {
+pub(crate) fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<Staff> {
     let token = auth::token(headers)?;
     state
         .sessions
@@ -81,13 +81,24 @@ th{background:#eef2f6}.revoked{color:#a00000;font-weight:600}.skip-link{position
 .skip-link:focus{left:1rem;top:1rem;background:#fff;color:#000;padding:.5rem}label{display:block;margin-top:1rem}\
 input{font-size:1rem;padding:.5rem;min-width:16rem}button{font-size:1rem;padding:.5rem 1rem;margin-top:1rem;cursor:pointer}\
 .error{color:#a00000;border-left:4px solid #a00000;padding-left:.75rem}:focus-visible{outline:3px solid #f0b400;outline-offset:2px}\
-.languages ul{list-style:none;display:flex;gap:1rem;margin:0;padding:0}.languages [aria-current]{font-weight:700}";
+.languages ul,.sections ul{list-style:none;display:flex;gap:1rem;margin:0;padding:0}.languages [aria-current],.sections [aria-current]{font-weight:700}\
+.figures{display:flex;flex-wrap:wrap;gap:1rem;margin:1rem 0;padding:0}.figures div{border:1px solid #8a8a8a;border-radius:6px;padding:.75rem 1rem;min-width:12rem}\
+.figures dt{font-size:1rem;color:#333}.figures dd{margin:0;font-size:2rem;font-weight:700}.method{background:#f4f6f8;border-left:4px solid #0b3d63;padding:.5rem 1rem;max-width:60rem}\
+.chart{width:100%;max-width:60rem;height:auto;display:block}.legend{list-style:none;display:flex;gap:1.5rem;padding:0}.legend svg{vertical-align:middle}\
+td.number{text-align:right;font-variant-numeric:tabular-nums}fieldset{border:1px solid #8a8a8a;display:flex;flex-wrap:wrap;gap:1rem;align-items:end}\
+fieldset input{min-width:10rem}.hint{flex-basis:100%;margin:0;color:#333}.exports{margin:1rem 0}";
 
 /// A whole page: the header (the hub's name, the language navigation, who is signed in), then
 /// `main` under the `title`. `path` is the page's own address without `lang`, with its other
 /// query parameters if it has some (`/indicators?from=2026-11-01`): the language navigation
 /// links to it in each language.
-fn frame(tr: Tr<'_>, title: &str, staff: Option<&Staff>, path: &str, main: Markup) -> Markup {
+pub(crate) fn frame(
+    tr: Tr<'_>,
+    title: &str,
+    staff: Option<&Staff>,
+    path: &str,
+    main: Markup,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(tr.lang.code()) {
@@ -103,6 +114,19 @@ fn frame(tr: Tr<'_>, title: &str, staff: Option<&Staff>, path: &str, main: Marku
                     strong { (tr.t("app-name")) }
                     (language_navigation(tr, path))
                     @if let Some(staff) = staff {
+                        nav.sections aria-label=(tr.t("nav-sections")) {
+                            ul {
+                                @for (href, key) in [("/devices", "nav-devices"), ("/indicators", "nav-indicators")] {
+                                    li {
+                                        @if path.split('?').next() == Some(href) {
+                                            a href={ (href) "?lang=" (tr.lang.code()) } aria-current="page" { (tr.t(key)) }
+                                        } @else {
+                                            a href={ (href) "?lang=" (tr.lang.code()) } { (tr.t(key)) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
                         span { (tr.t_with("signed-in-as", "name", &staff.display_name)) }
                         form method="post" action="/signout" {
                             button type="submit" { (tr.t("sign-out")) }
@@ -140,7 +164,7 @@ fn language_navigation(tr: Tr<'_>, path: &str) -> Markup {
     }
 }
 
-fn html_response(status: StatusCode, markup: Markup) -> Response {
+pub(crate) fn html_response(status: StatusCode, markup: Markup) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -149,7 +173,7 @@ fn html_response(status: StatusCode, markup: Markup) -> Response {
         .into_response()
 }
 
-fn to_sign_in(lang: Lang) -> Response {
+pub(crate) fn to_sign_in(lang: Lang) -> Response {
     Redirect::to(&format!("/signin?lang={}", lang.code())).into_response()
 }
 
@@ -190,7 +214,7 @@ fn sign_in_markup(tr: Tr<'_>, failed: bool) -> Markup {
 struct SignInForm {
     username: String,
     password: String,
-    lang: Option<String>,
+    pub(crate) lang: Option<String>,
 }
 
 async fn sign_in(State(state): State<AppState>, Form(form): Form<SignInForm>) -> Response {
@@ -295,7 +319,7 @@ fn device_rows(state: &AppState) -> Result<Vec<DeviceRow>, String> {
 
 /// A data table: its caption and one `scope="col"` header a column (message keys both), then
 /// the rows.
-fn table(tr: Tr<'_>, caption: &str, columns: &[&str], rows: Markup) -> Markup {
+pub(crate) fn table(tr: Tr<'_>, caption: &str, columns: &[&str], rows: Markup) -> Markup {
     html! {
         table {
             caption { (tr.t(caption)) }
@@ -458,7 +482,7 @@ async fn quarantine_page(
     html_response(StatusCode::OK, frame(tr, &title, Some(&staff), &path, main))
 }
 
-fn api_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn api_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
         status,
         Json(serde_json::json!({"code": code, "message": message.into()})),

@@ -36,8 +36,9 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::auth::Sessions;
-use crate::config::Config;
+use crate::config::{Config, IndicatorsConfig};
 use crate::i18n::Translations;
+use crate::indicators::{Gazetteer, Settings};
 use crate::schedule::{LiveSchedule, LoadError};
 use crate::storage::{HubStorage, SledStorage, StorageError};
 use crate::sync::{Hub, Refusal, error_chain};
@@ -61,6 +62,10 @@ pub enum StartError {
     Schedule(#[from] LoadError),
     #[error("the page translations are broken: {0}")]
     Translations(String),
+    #[error("{path}: {problem}")]
+    Postcodes { path: PathBuf, problem: String },
+    #[error("cannot index the indicators")]
+    Index(#[from] crate::sync::HubError),
 }
 
 /// What every handler shares.
@@ -77,6 +82,8 @@ pub struct Inner {
     pub hub_id: DeviceId,
     pub sessions: Sessions,
     pub translations: Translations,
+    /// The estimate's settings (`[indicators]`), when configured.
+    pub indicators: Option<Settings>,
 }
 
 impl std::ops::Deref for AppState {
@@ -111,6 +118,12 @@ impl AppState {
         let hub = Arc::new(Hub::new(storage, &tls.hub_public_key)?);
         let trust = LiveTrust::load(tls.ca.clone(), &config.trust.crl, &config.staff_file, &hub)?;
         let schedule = LiveSchedule::load(config.stops_file.as_deref(), &hub)?;
+        let indicators = config
+            .indicators
+            .as_ref()
+            .map(load_indicator_settings)
+            .transpose()?;
+        hub.index_indicators()?;
         let state = AppState {
             inner: Arc::new(Inner {
                 hub,
@@ -120,6 +133,7 @@ impl AppState {
                 hub_id: config.hub_id.clone(),
                 sessions: Sessions::default(),
                 translations: Translations::new().map_err(StartError::Translations)?,
+                indicators,
             }),
         };
         Ok(Opened {
@@ -136,12 +150,30 @@ impl AppState {
     }
 }
 
+/// Reads the postcode list the `[indicators]` section names.
+fn load_indicator_settings(config: &IndicatorsConfig) -> Result<Settings, StartError> {
+    let path = &config.postcodes_file;
+    let problem = |problem: String| StartError::Postcodes {
+        path: path.clone(),
+        problem,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| problem(format!("cannot read the postcode list: {error}")))?;
+    let postcodes = Gazetteer::parse(&text).map_err(|error| problem(error.to_string()))?;
+    Ok(Settings {
+        town_hall: config.town_hall.clone(),
+        postcodes,
+        road_factor: config.road_factor,
+    })
+}
+
 /// The router: every route of the hub.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/sync/v1/upload", post(upload))
         .route("/health", get(health))
         .merge(crate::pages::routes())
+        .merge(crate::indicators::page::routes())
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |request: &axum::http::Request<Body>| {

@@ -14,8 +14,9 @@
 //!   commit is for: the next answer to those buses carries the change. A dirty mark carries a
 //!   fresh, unique number, so the engine clears a mark only if it is still the one it sent
 //!   ([`Commit::clear_dirty`]): a change that lands while an answer is in flight is sent again.
-//! - Citizen data (request documents, the bodies of quarantined uploads) is sealed at rest; the
-//!   bookkeeping (counters, heads, ids, times) names no citizen and is not.
+//! - Citizen data (request documents, the bodies of quarantined uploads, the indicator rows with
+//!   their pseudonyms and postcodes) is sealed at rest; the bookkeeping (counters, heads, ids,
+//!   times) names no citizen and is not.
 //!
 //! The trait is synchronous; async callers run it on `spawn_blocking`.
 
@@ -25,10 +26,12 @@ use busloket_sync::at_rest::AtRestError;
 use busloket_sync::protocol::Hash;
 use busloket_sync::terms::{DeviceId, RequestId};
 use busloket_sync::trip::TripEntry;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use self::sled_storage::SledStorage;
+use crate::indicators::{IndicatorRow, VisitorKey};
 
 /// Heads as stored: raw change hashes.
 pub type Heads = Vec<Hash>;
@@ -153,6 +156,8 @@ pub struct Commit {
     pub quarantine: Vec<(QuarantineEntry, Vec<u8>)>,
     /// Lines of the device's trip log, numbered as on the bus, following the ones stored.
     pub trip: Vec<(u64, TripEntry)>,
+    /// The indicator rows of the requests written (or of requests indexed again).
+    pub indicators: Vec<(RequestId, IndicatorRow)>,
 }
 
 /// The hub's storage. Every method is blocking.
@@ -190,6 +195,21 @@ pub trait HubStorage: Send + Sync + 'static {
     /// The version of a synced file whose content hashes to `digest`: the hub's counter of
     /// edits, raised (durably) whenever the digest differs from the last one recorded for `name`.
     fn file_version(&self, name: &str, digest: Hash) -> Result<u64, StorageError>;
+    /// The key of visitor pseudonyms ([`VisitorKey`]), drawn once per store and kept sealed.
+    fn visitor_key(&self) -> Result<VisitorKey, StorageError>;
+    /// The indicator rows of the requests made from `from` until `until` (by the bus's clock,
+    /// which also made the request's id).
+    fn indicator_rows(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<IndicatorRow>, StorageError>;
+    /// The layout version of the indicator rows stored (0: none indexed yet).
+    fn indicators_version(&self) -> Result<u32, StorageError>;
+    /// Records that every request has a row of `version` (durably).
+    fn set_indicators_version(&self, version: u32) -> Result<(), StorageError>;
+    /// The ids of every request the hub has.
+    fn request_ids(&self) -> Result<Vec<RequestId>, StorageError>;
     /// A cheap read and write check, for `/health`.
     fn check(&self) -> Result<(), StorageError>;
 }

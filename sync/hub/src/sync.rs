@@ -29,6 +29,7 @@ use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::indicators::{IndicatorRow, ROW_VERSION, VisitorKey};
 use crate::storage::{
     ArchivedManifest, Commit, DeviceState, HubStorage, QuarantineEntry, RequestWrite, StorageError,
 };
@@ -127,6 +128,8 @@ pub struct Hub<S: HubStorage + ?Sized> {
     /// the server reloads them. std locks: read or swapped, never held across work.
     revoked: RwLock<HashSet<Vec<u8>>>,
     files: RwLock<BTreeMap<String, SyncedFile>>,
+    /// The key of the indicators' visitor pseudonyms, from the store.
+    visitor_key: VisitorKey,
 }
 
 impl<S: HubStorage + ?Sized> std::fmt::Debug for Hub<S> {
@@ -142,12 +145,14 @@ impl<S: HubStorage + ?Sized> Hub<S> {
     /// certificate, to which its actor is bound.
     pub fn new(storage: Arc<S>, hub_public_key: &[u8]) -> Result<Hub<S>, StorageError> {
         let actor = bound_actor(hub_public_key, storage.replica()?);
+        let visitor_key = storage.visitor_key()?;
         Ok(Hub {
             storage,
             actor,
             device_locks: Mutex::default(),
             revoked: RwLock::default(),
             files: RwLock::default(),
+            visitor_key,
         })
     }
 
@@ -369,6 +374,7 @@ impl<S: HubStorage + ?Sized> Hub<S> {
                     expected_version: Some(stored.version),
                     bytes: record.save(),
                 }],
+                indicators: vec![(id, IndicatorRow::of(&view, &self.visitor_key))],
                 ..Commit::default()
             };
             match self.storage.commit(commit) {
@@ -381,6 +387,36 @@ impl<S: HubStorage + ?Sized> Hub<S> {
             }
         }
         Err(HubError::Storage(StorageError::Conflict))
+    }
+
+    /// Writes the indicator row of every request the hub has, when the rows stored are of an
+    /// older layout (or none were: a store from before the indicators). Run at start, before
+    /// the hub serves: an upload meanwhile could have its row overwritten by an older one.
+    /// Returns the number of requests indexed.
+    pub fn index_indicators(&self) -> Result<usize, HubError> {
+        if self.storage.indicators_version()? == ROW_VERSION {
+            return Ok(0);
+        }
+        let ids = self.storage.request_ids()?;
+        for chunk in ids.chunks(500) {
+            let mut rows = Vec::with_capacity(chunk.len());
+            for id in chunk {
+                let Some(record) = self.request(*id)? else {
+                    continue;
+                };
+                let view = record
+                    .view()
+                    .map_err(|source| HubError::Corrupt { id: *id, source })?;
+                rows.push((*id, IndicatorRow::of(&view, &self.visitor_key)));
+            }
+            self.storage.commit(Commit {
+                indicators: rows,
+                ..Commit::default()
+            })?;
+        }
+        self.storage.set_indicators_version(ROW_VERSION)?;
+        tracing::info!(requests = ids.len(), "indicator rows written");
+        Ok(ids.len())
     }
 
     /// The request as the hub has it.

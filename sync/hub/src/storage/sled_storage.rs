@@ -14,8 +14,9 @@
 //!   `quarantine_bodies`: same key → sealed bytes.
 //! - `trip`: device ‖ 0 ‖ line number → postcard [`TripEntry`] (the bus's positions, no
 //!   citizen's data: not sealed).
+//! - `indicators`: id → sealed postcard [`IndicatorRow`] (ids are UUIDv7: a period is a range).
 //! - `meta`: `key-check` (a sealed constant, so a wrong key is refused at open), `replica`,
-//!   `file:<name>` → digest ‖ version.
+//!   `visitor-key` (sealed), `indicators-version` (u32), `file:<name>` → digest ‖ version.
 //!
 //! Sealed values are bound to their tree and key (the at-rest associated data), so a value
 //! copied elsewhere does not open. A commit is one sled transaction over the trees, then a
@@ -27,14 +28,15 @@ use busloket_sync::at_rest::AtRestKey;
 use busloket_sync::protocol::Hash;
 use busloket_sync::terms::{DeviceId, RequestId};
 use busloket_sync::trip::TripEntry;
+use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
 };
 
 use super::{
-    ArchivedManifest, Commit, DeviceState, Heads, HubStorage, QuarantineEntry, StorageError,
-    StoredRequest,
+    ArchivedManifest, Commit, DeviceState, Heads, HubStorage, IndicatorRow, QuarantineEntry,
+    StorageError, StoredRequest, VisitorKey,
 };
 
 const KEY_CHECK: &[u8] = b"busloket hub key check v1";
@@ -54,6 +56,7 @@ pub struct SledStorage {
     quarantine: sled::Tree,
     quarantine_bodies: sled::Tree,
     trip: sled::Tree,
+    indicators: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -97,6 +100,18 @@ fn request_aad(id: &RequestId) -> Vec<u8> {
     [b"requests\0".as_slice(), id.as_bytes()].concat()
 }
 
+fn indicator_aad(id: &RequestId) -> Vec<u8> {
+    [b"indicators\0".as_slice(), id.as_bytes()].concat()
+}
+
+/// The smallest request id made at `at` (UUIDv7: 48 bits of Unix milliseconds first).
+fn first_id_at(at: DateTime<Utc>) -> [u8; 16] {
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    let mut key = [0u8; 16];
+    key[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    key
+}
+
 fn body_aad(key: &[u8]) -> Vec<u8> {
     [b"quarantine_bodies\0".as_slice(), key].concat()
 }
@@ -137,6 +152,7 @@ impl SledStorage {
             quarantine: tree("quarantine")?,
             quarantine_bodies: tree("quarantine_bodies")?,
             trip: tree("trip")?,
+            indicators: tree("indicators")?,
             meta: tree("meta")?,
             db,
             key,
@@ -256,6 +272,11 @@ impl HubStorage for SledStorage {
             .iter()
             .map(|write| self.key.seal(&request_aad(&write.id), &write.bytes))
             .collect();
+        let indicators: Vec<(&RequestId, Vec<u8>)> = commit
+            .indicators
+            .iter()
+            .map(|(id, row)| (id, self.key.seal(&indicator_aad(id), &encode(row))))
+            .collect();
         let quarantine_ids: Vec<u64> = commit
             .quarantine
             .iter()
@@ -285,9 +306,25 @@ impl HubStorage for SledStorage {
             &self.quarantine,
             &self.quarantine_bodies,
             &self.trip,
+            &self.indicators,
         );
         let result = trees.transaction(
-            |(requests, holders, held, confirmed, dirty, devices, manifests, q, q_bodies, trip)| {
+            |(
+                requests,
+                holders,
+                held,
+                confirmed,
+                dirty,
+                devices,
+                manifests,
+                q,
+                q_bodies,
+                trip,
+                indicator_rows,
+            )| {
+                for (id, sealed) in &indicators {
+                    tx(indicator_rows.insert(id.as_bytes(), sealed.as_slice()))?;
+                }
                 self.apply_commit(
                     &commit,
                     &sealed,
@@ -393,6 +430,88 @@ impl HubStorage for SledStorage {
             .map_err(backend)?;
         self.flush()?;
         Ok(version)
+    }
+
+    fn visitor_key(&self) -> Result<VisitorKey, StorageError> {
+        let aad = b"meta\0visitor-key";
+        let mut fresh = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut fresh);
+        // Set once: a concurrent first call keeps whichever was written first.
+        let _ = self
+            .meta
+            .compare_and_swap(
+                "visitor-key",
+                None as Option<&[u8]>,
+                Some(self.key.seal(aad, &fresh)),
+            )
+            .map_err(backend)?;
+        let sealed =
+            self.meta
+                .get("visitor-key")
+                .map_err(backend)?
+                .ok_or(StorageError::Corrupt {
+                    what: "visitor key",
+                })?;
+        self.flush()?;
+        let bytes = self.key.open(aad, &sealed)?;
+        <[u8; 32]>::try_from(bytes.as_slice())
+            .map(VisitorKey::from_bytes)
+            .map_err(|_| StorageError::Corrupt {
+                what: "visitor key",
+            })
+    }
+
+    fn indicator_rows(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<IndicatorRow>, StorageError> {
+        self.indicators
+            .range(first_id_at(from)..first_id_at(until))
+            .map(|entry| {
+                let (key, sealed) = entry.map_err(backend)?;
+                let id = <[u8; 16]>::try_from(key.as_ref())
+                    .map(RequestId::from_bytes)
+                    .map_err(|_| StorageError::Corrupt {
+                        what: "indicator key",
+                    })?;
+                let plain = self.key.open(&indicator_aad(&id), &sealed)?;
+                decode(&plain, "indicator row")
+            })
+            .collect()
+    }
+
+    fn indicators_version(&self) -> Result<u32, StorageError> {
+        match self.meta.get("indicators-version").map_err(backend)? {
+            Some(value) => <[u8; 4]>::try_from(value.as_ref())
+                .map(u32::from_be_bytes)
+                .map_err(|_| StorageError::Corrupt {
+                    what: "indicators version",
+                }),
+            None => Ok(0),
+        }
+    }
+
+    fn set_indicators_version(&self, version: u32) -> Result<(), StorageError> {
+        self.meta
+            .insert("indicators-version", &version.to_be_bytes())
+            .map_err(backend)?;
+        self.flush()
+    }
+
+    fn request_ids(&self) -> Result<Vec<RequestId>, StorageError> {
+        self.requests
+            .iter()
+            .keys()
+            .map(|key| {
+                let key = key.map_err(backend)?;
+                <[u8; 16]>::try_from(key.as_ref())
+                    .map(RequestId::from_bytes)
+                    .map_err(|_| StorageError::Corrupt {
+                        what: "request key",
+                    })
+            })
+            .collect()
     }
 
     fn check(&self) -> Result<(), StorageError> {

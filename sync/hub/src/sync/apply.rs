@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 
 use automerge::AutoCommit;
 use busloket_sync::protocol::{DocRefusal, VerifiedDoc, VerifiedPayload, VerifiedUpload};
-use busloket_sync::record::{RecordError, RequestRecord};
+use busloket_sync::record::{RecordError, RequestRecord, RequestView};
 use busloket_sync::terms::RequestId;
 use chrono::{DateTime, Utc};
 
 use super::answer::AnswerPlan;
 use super::{DeviceIdentity, Hub, Refusal, Step, heads_of, manifest_archive, quarantined};
+use crate::indicators::IndicatorRow;
 use crate::storage::{
     Commit, DeviceState, Heads, HubStorage, QuarantineEntry, RequestWrite, StorageError,
 };
@@ -21,6 +22,8 @@ pub(super) enum Outcome {
     Applied {
         /// Boxed: a record is large next to the other variants.
         record: Box<RequestRecord>,
+        /// The record's view after applying.
+        view: Box<RequestView>,
         changed: bool,
     },
     /// Changes wait for dependencies the hub lacks: nothing kept, the bus sends it whole.
@@ -95,6 +98,7 @@ impl<S: HubStorage + ?Sized> Hub<S> {
             match apply_doc(doc, record) {
                 Outcome::Applied {
                     mut record,
+                    view,
                     changed,
                 } => {
                     if changed {
@@ -103,6 +107,9 @@ impl<S: HubStorage + ?Sized> Hub<S> {
                             expected_version: version,
                             bytes: record.save(),
                         });
+                        commit
+                            .indicators
+                            .push((doc.id, IndicatorRow::of(&view, &self.visitor_key)));
                     }
                     commit.held.push(doc.id);
                     confirmed.insert(doc.id, heads_of(&doc.heads));
@@ -249,8 +256,9 @@ pub(super) fn apply_doc(doc: &VerifiedDoc, record: Option<RequestRecord>) -> Out
             "the document is request {}, not {}",
             view.fields.id, doc.id
         )),
-        Ok(_) => Outcome::Applied {
+        Ok(view) => Outcome::Applied {
             record: Box::new(record),
+            view: Box::new(view),
             changed,
         },
         Err(error) => Outcome::Invalid(record_problem(&error)),

@@ -2,5 +2,6 @@
 //! with a city CA made in a temporary directory.
 
 mod engine;
+mod indicators;
 mod server;
 mod support;

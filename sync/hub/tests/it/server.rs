@@ -37,7 +37,7 @@ fn quarantine_codes(hub: &RunningHub, device: &str) -> Vec<String> {
         .collect()
 }
 
-fn ca(city: &City) -> rustls_pki_types::CertificateDer<'static> {
+pub(crate) fn ca(city: &City) -> rustls_pki_types::CertificateDer<'static> {
     city.bundles["bus-1"].ca_certificate().clone()
 }
 
@@ -227,14 +227,14 @@ fn session_cookie(response: &reqwest::Response) -> Option<String> {
 }
 
 /// Central IT signed in through the form: the session cookie.
-async fn central_it_cookie(browser: &reqwest::Client, hub: &RunningHub) -> String {
+pub(crate) async fn central_it_cookie(browser: &reqwest::Client, hub: &RunningHub) -> String {
     let response = sign_in(browser, hub, "it", CENTRAL_IT_PASSWORD).await;
     assert_eq!(response.status().as_u16(), 303);
     session_cookie(&response).unwrap()
 }
 
 /// `GET path` at the hub with a session cookie.
-async fn get_signed_in(
+pub(crate) async fn get_signed_in(
     browser: &reqwest::Client,
     hub: &RunningHub,
     path: &str,

@@ -25,7 +25,7 @@ use tempfile::TempDir;
 /// compiled here too so that one `NewRequest` literal follows the record model.
 #[path = "../../../tests/it/support.rs"]
 #[allow(dead_code, reason = "the store's tests use the rest of it")]
-mod fixtures;
+pub mod fixtures;
 
 pub use fixtures::{device, event_id, time};
 
