@@ -423,14 +423,27 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Purges what retention allows; returns how many requests it purged.
+/// Purges what retention allows (finished requests and the trip log the hub has); returns how
+/// many requests it purged.
 pub async fn purge(state: &AppState, enrolled: &Enrolled) -> usize {
     let now = Utc::now();
     let cutoff = purge_cutoff(enrolled.enrolment.settings.retention, now);
     let store = state.store.clone();
     let device = state.config.device_id.clone();
-    match tokio::task::spawn_blocking(move || store.purge_acknowledged(cutoff, now, &device)).await
-    {
+    let purged = tokio::task::spawn_blocking(move || {
+        // The trip log the hub has goes with the same cut-off; a failure there is logged and
+        // leaves the requests' retention to run.
+        match store.purge_trip(cutoff) {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(removed, %cutoff, "retention removed trip log entries the hub has")
+            }
+            Err(error) => tracing::warn!("trip log retention failed: {error}"),
+        }
+        store.purge_acknowledged(cutoff, now, &device)
+    })
+    .await;
+    match purged {
         Ok(Ok(purged)) => {
             if purged > 0 {
                 tracing::info!(purged, %cutoff, "retention purged finished requests");

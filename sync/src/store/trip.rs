@@ -1,6 +1,8 @@
 //! The trip log in the bus's store: entries numbered in order, sealed, kept until the hub has
 //! them (`acknowledge_trip`), then until retention removes them.
 
+use chrono::{DateTime, Utc};
+
 use super::{Store, StoreError, layout};
 use crate::trip::TripEntry;
 
@@ -58,6 +60,36 @@ impl Store {
     /// The number of the last entry the hub has.
     pub fn trip_acknowledged(&self) -> Result<u64, StoreError> {
         self.meta_u64(layout::TRIP_ACKED)
+    }
+
+    /// Removes the entries the hub has that are older than `before` (retention: the hub keeps
+    /// the trip log for the indicators; the bus needs none of it once sent). An acknowledged
+    /// entry that no longer opens goes too: the hub has it. Returns how many went; flushed.
+    pub fn purge_trip(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        let _guard = self.lock();
+        let acked = self.meta_u64(layout::TRIP_ACKED)?;
+        let mut batch = sled::Batch::default();
+        let mut removed = 0;
+        for item in self.trip.range(..=acked.to_be_bytes()) {
+            let (key, sealed) = item?;
+            let older = self
+                .key
+                .open(&layout::place(layout::TRIP, &key), &sealed)
+                .ok()
+                .and_then(|bytes| postcard::from_bytes::<TripEntry>(&bytes).ok())
+                .is_none_or(|entry| entry.at < before);
+            if !older {
+                // Entries come in time order: the rest are newer.
+                break;
+            }
+            batch.remove(key);
+            removed += 1;
+        }
+        if removed > 0 {
+            self.trip.apply_batch(batch)?;
+            self.db.flush()?;
+        }
+        Ok(removed)
     }
 
     /// Notes that the hub has every entry up to `number` (never goes back).

@@ -83,3 +83,25 @@ fn a_damaged_entry_is_named_not_skipped() {
         "{error}"
     );
 }
+
+#[test]
+fn retention_removes_old_entries_the_hub_has_and_numbering_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), AtRestKey::from_bytes([7; 32])).unwrap();
+    store
+        .append_trip(&[point(0, 0.0), point(60, 250.0), point(120, 500.0)])
+        .unwrap();
+    // Not acknowledged: kept, however old.
+    assert_eq!(store.purge_trip(time(1_000)).unwrap(), 0);
+    store.acknowledge_trip(2).unwrap();
+    // Only what the hub has and is older than the cut-off.
+    assert_eq!(store.purge_trip(time(30)).unwrap(), 1);
+    assert_eq!(store.trip_since(0, 10).unwrap().len(), 2);
+    assert_eq!(store.purge_trip(time(1_000)).unwrap(), 1);
+    let left = store.trip_since(0, 10).unwrap();
+    assert_eq!(left, vec![(3, point(120, 500.0))]);
+    store.acknowledge_trip(3).unwrap();
+    assert_eq!(store.purge_trip(time(1_000)).unwrap(), 1);
+    // An empty log numbers on from what the hub has.
+    assert_eq!(store.append_trip(&[point(200, 0.0)]).unwrap(), 4);
+}
