@@ -330,3 +330,38 @@ async fn the_indicators_count_visits_documents_and_kilometres() {
     assert_eq!(again["totals"], report["totals"]);
     hub.stop().await;
 }
+
+#[test]
+fn a_bad_postcode_list_stops_the_start_naming_the_file() {
+    let mut city = city(&["bus-1"]);
+    let dir = city.config.data_dir.parent().unwrap().to_owned();
+    let file = dir.join("postcodes.toml");
+    std::fs::write(
+        &file,
+        "[[postcode]]\ncode = \"85000\"\nname = \"Kortrijk\"\nlatitude = 50.8\nlongitude = 3.2\n",
+    )
+    .unwrap();
+    city.config.indicators = Some(IndicatorsConfig {
+        town_hall: Place {
+            name: "Stadhuis".into(),
+            position: TOWN_HALL,
+        },
+        postcodes_file: file.clone(),
+        road_factor: 1.3,
+    });
+    let error = busloket_hub::server::AppState::open(&city.config)
+        .err()
+        .expect("the hub refuses to start")
+        .to_string();
+    assert!(error.contains(&file.display().to_string()), "{error}");
+    assert!(
+        error.contains("postcode entry 1: `85000` is not a postcode"),
+        "{error}"
+    );
+    std::fs::remove_file(&file).unwrap();
+    let error = busloket_hub::server::AppState::open(&city.config)
+        .err()
+        .expect("the hub refuses to start")
+        .to_string();
+    assert!(error.contains("cannot read the postcode list"), "{error}");
+}
