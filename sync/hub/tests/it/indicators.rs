@@ -350,8 +350,7 @@ fn a_bad_postcode_list_stops_the_start_naming_the_file() {
         road_factor: 1.3,
     });
     let error = busloket_hub::server::AppState::open(&city.config)
-        .err()
-        .expect("the hub refuses to start")
+        .expect_err("the hub refuses to start")
         .to_string();
     assert!(error.contains(&file.display().to_string()), "{error}");
     assert!(
@@ -360,8 +359,7 @@ fn a_bad_postcode_list_stops_the_start_naming_the_file() {
     );
     std::fs::remove_file(&file).unwrap();
     let error = busloket_hub::server::AppState::open(&city.config)
-        .err()
-        .expect("the hub refuses to start")
+        .expect_err("the hub refuses to start")
         .to_string();
     assert!(error.contains("cannot read the postcode list"), "{error}");
 }
