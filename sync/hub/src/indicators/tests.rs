@@ -1,3 +1,7 @@
+//! The indicators' rows and report: visits counted once a day per citizen and stop, the
+//! kilometres avoided by the formula, local days, the bus's kilometres per day, rows that keep no
+//! name, postcode lists and periods checked.
+
 use busloket_sync::national_number::NationalNumber;
 use busloket_sync::record::{Fix, NewRequest, RequestRecord};
 use busloket_sync::trip::TripEvent;
