@@ -391,8 +391,8 @@ impl<S: HubStorage + ?Sized> Hub<S> {
 
     /// Writes the indicator row of every request the hub has, when the rows stored are of an
     /// older layout (or none were: a store from before the indicators). Run at start, before
-    /// the hub serves: an upload meanwhile could have its row overwritten by an older one.
-    /// Returns the number of requests indexed.
+    /// the hub serves: an upload meanwhile could have its row overwritten by an older one. A
+    /// request that does not read is logged and left out. Returns the number of requests.
     pub fn index_indicators(&self) -> Result<usize, HubError> {
         if self.storage.indicators_version()? == ROW_VERSION {
             return Ok(0);
@@ -401,13 +401,21 @@ impl<S: HubStorage + ?Sized> Hub<S> {
         for chunk in ids.chunks(500) {
             let mut rows = Vec::with_capacity(chunk.len());
             for id in chunk {
-                let Some(record) = self.request(*id)? else {
-                    continue;
-                };
-                let view = record
-                    .view()
-                    .map_err(|source| HubError::Corrupt { id: *id, source })?;
-                rows.push((*id, IndicatorRow::of(&view, &self.visitor_key)));
+                // A request that does not read is left out of the indicators, not the hub's
+                // start: the error is logged, the rest is indexed.
+                match self.request(*id).and_then(|record| {
+                    record
+                        .map(|record| record.view())
+                        .transpose()
+                        .map_err(|source| HubError::Corrupt { id: *id, source })
+                }) {
+                    Ok(Some(view)) => rows.push((*id, IndicatorRow::of(&view, &self.visitor_key))),
+                    Ok(None) => {}
+                    Err(HubError::Storage(error)) => return Err(HubError::Storage(error)),
+                    Err(error) => {
+                        tracing::error!(request = %id, "left out of the indicators: {}", error_chain(&error));
+                    }
+                }
             }
             self.storage.commit(Commit {
                 indicators: rows,

@@ -38,6 +38,34 @@ struct PeriodQuery {
     to: Option<String>,
 }
 
+/// Why a period asked for cannot be shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeriodError {
+    BadDate,
+    Reversed,
+    TooLong,
+}
+
+impl PeriodError {
+    /// The page's message.
+    fn key(self) -> &'static str {
+        match self {
+            PeriodError::BadDate => "indicators-bad-date",
+            PeriodError::Reversed => "indicators-reversed",
+            PeriodError::TooLong => "indicators-too-long",
+        }
+    }
+
+    /// The API's message.
+    fn message(self) -> String {
+        match self {
+            PeriodError::BadDate => "from and to are dates written YYYY-MM-DD".to_owned(),
+            PeriodError::Reversed => "the period starts after it ends".to_owned(),
+            PeriodError::TooLong => format!("a period has at most {MAX_PERIOD_DAYS} days"),
+        }
+    }
+}
+
 impl PeriodQuery {
     fn lang_query(&self) -> crate::pages::LangQuery {
         crate::pages::LangQuery {
@@ -45,9 +73,9 @@ impl PeriodQuery {
         }
     }
 
-    /// The period asked for, or the last [`DEFAULT_DAYS`] days; an error is a message key.
-    fn period(&self) -> Result<Period, &'static str> {
-        let date = |text: &Option<String>| -> Result<Option<NaiveDate>, &'static str> {
+    /// The period asked for, or the last [`DEFAULT_DAYS`] days.
+    fn period(&self) -> Result<Period, PeriodError> {
+        let date = |text: &Option<String>| -> Result<Option<NaiveDate>, PeriodError> {
             match text
                 .as_deref()
                 .map(str::trim)
@@ -55,7 +83,7 @@ impl PeriodQuery {
             {
                 Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
                     .map(Some)
-                    .map_err(|_| "indicators-bad-date"),
+                    .map_err(|_| PeriodError::BadDate),
                 None => Ok(None),
             }
         };
@@ -63,11 +91,11 @@ impl PeriodQuery {
         match (date(&self.from)?, date(&self.to)?) {
             (None, None) => Ok(Period::last(DEFAULT_DAYS, today)),
             (Some(from), None) => {
-                Period::new(from, today.max(from)).map_err(|_| "indicators-too-long")
+                Period::new(from, today.max(from)).map_err(|_| PeriodError::TooLong)
             }
             (None, Some(to)) => Ok(Period::last(DEFAULT_DAYS, to)),
-            (Some(from), Some(to)) if from > to => Err("indicators-reversed"),
-            (Some(from), Some(to)) => Period::new(from, to).map_err(|_| "indicators-too-long"),
+            (Some(from), Some(to)) if from > to => Err(PeriodError::Reversed),
+            (Some(from), Some(to)) => Period::new(from, to).map_err(|_| PeriodError::TooLong),
         }
     }
 }
@@ -128,7 +156,10 @@ async fn indicators_page(
     let title = tr.t("indicators-title");
     let (period, error) = match query.period() {
         Ok(period) => (period, None),
-        Err(key) => (Period::last(DEFAULT_DAYS, local_day(Utc::now())), Some(key)),
+        Err(error) => (
+            Period::last(DEFAULT_DAYS, local_day(Utc::now())),
+            Some(error.key()),
+        ),
     };
     let report = match compute(&state, period).await {
         Ok(report) => report,
@@ -432,14 +463,9 @@ async fn export_report(
             "sign in as central IT",
         ));
     }
-    let period = query.period().map_err(|key| {
-        let message = match key {
-            "indicators-bad-date" => "from and to are dates written YYYY-MM-DD".to_owned(),
-            "indicators-reversed" => "the period starts after it ends".to_owned(),
-            _ => format!("a period has at most {MAX_PERIOD_DAYS} days"),
-        };
-        api_error(StatusCode::BAD_REQUEST, "bad-period", message)
-    })?;
+    let period = query
+        .period()
+        .map_err(|error| api_error(StatusCode::BAD_REQUEST, "bad-period", error.message()))?;
     compute(state, period).await.map_err(|error| {
         tracing::error!("the indicators cannot be computed: {error}");
         api_error(

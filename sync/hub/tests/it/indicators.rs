@@ -3,6 +3,7 @@
 
 use busloket_hub::config::IndicatorsConfig;
 use busloket_hub::indicators::{CITY_TIME_ZONE, Gazetteer, Place};
+use busloket_sync::at_rest::AtRestKey;
 use busloket_sync::protocol::TripLine;
 use busloket_sync::record::{NewRequest, Origin, RequestRecord};
 use busloket_sync::stops::Position;
@@ -308,11 +309,21 @@ async fn the_indicators_count_visits_documents_and_kilometres() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].status.code(), "cancelled");
 
-    // A store without rows (made before the indicators): they are written again at start.
+    // A store without rows (made before the indicators): they are written again at start. A
+    // stored request that does not read (sealed right, but not a record) is left out and
+    // logged; the hub still starts.
     hub.stop().await;
     {
         let db = sled::open(&city.config.data_dir).unwrap();
         db.drop_tree("indicators").unwrap();
+        let key = AtRestKey::load_file(&city.config.at_rest_key).unwrap();
+        let broken = RequestId::new(at(4, 11, 0).timestamp_millis() as u64, [9; 10]);
+        let aad = [b"requests\0".as_slice(), broken.as_bytes()].concat();
+        let value = [&1u64.to_be_bytes()[..], &key.seal(&aad, b"not a record")].concat();
+        db.open_tree("requests")
+            .unwrap()
+            .insert(broken.as_bytes(), value)
+            .unwrap();
         db.open_tree("meta")
             .unwrap()
             .remove("indicators-version")
