@@ -336,7 +336,7 @@ pub async fn sync_round(state: &AppState, enrolled: &Enrolled) -> Result<RoundRe
         })
         .await?;
         tracing::info!(
-            counter = report.round_trips,
+            upload = report.round_trips,
             created = settled.created,
             updated = settled.updated,
             acknowledged = settled.acknowledged,
