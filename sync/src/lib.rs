@@ -27,3 +27,17 @@ pub mod stops;
 pub mod store;
 pub mod terms;
 pub mod trip;
+
+/// An error with its causes, `: `-separated, for logs and messages: an error's own text often
+/// leaves out why ("error sending request"). The node and the hub use it; `busloket-hardware`,
+/// which depends on nothing of ours, keeps a copy.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -524,6 +524,8 @@ fn excerpt(line: &[u8]) -> String {
     }
 }
 
+/// An error with its causes (`busloket_sync::error_chain`'s twin: this crate depends on nothing
+/// of ours).
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();

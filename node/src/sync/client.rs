@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+// reqwest's errors with their causes: "error sending request" alone says nothing.
+use busloket_sync::error_chain;
 use busloket_sync::protocol::{MAX_BODY_BYTES, MEDIA_TYPE};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde::Deserialize;
@@ -142,16 +144,4 @@ pub async fn read_limited(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// reqwest's error with its causes: "error sending request" alone says nothing.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -449,16 +449,7 @@ fn unavailable(error: &StorageError) -> Refusal {
     Refusal::unavailable()
 }
 
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub(crate) use busloket_sync::error_chain;
 
 /// PROTOCOL.md step 5.
 fn check_counter(state: &DeviceState, counter: u64, digest: &[u8; 32]) -> Option<Refusal> {
