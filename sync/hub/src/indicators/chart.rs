@@ -51,6 +51,19 @@ fn nice_step(max: f64, whole: bool) -> f64 {
     if whole { step.max(1.0) } else { step }
 }
 
+/// The second series' fill: its colour striped with white, so it differs by more than colour.
+fn hatch(id: &str) -> Markup {
+    html! {
+        defs {
+            pattern #(id) width="6" height="6" patternUnits="userSpaceOnUse"
+                patternTransform="rotate(45)" {
+                rect width="6" height="6" fill=(COLOURS[1]) {}
+                line x1="0" y1="0" x2="0" y2="6" stroke="#fff" stroke-width="2" {}
+            }
+        }
+    }
+}
+
 pub fn bar_chart(chart: &Chart<'_>) -> Markup {
     let max = chart
         .series
@@ -78,13 +91,7 @@ pub fn bar_chart(chart: &Chart<'_>) -> Markup {
             aria-labelledby={ (title_id) " " (desc_id) } xmlns="http://www.w3.org/2000/svg" {
             title #(title_id) { (chart.title) }
             desc #(desc_id) { (chart.description) }
-            defs {
-                pattern #(hatch_id) width="6" height="6" patternUnits="userSpaceOnUse"
-                    patternTransform="rotate(45)" {
-                    rect width="6" height="6" fill=(COLOURS[1]) {}
-                    line x1="0" y1="0" x2="0" y2="6" stroke="#fff" stroke-width="2" {}
-                }
-            }
+            (hatch(&hatch_id))
             g.grid aria-hidden="true" {
                 @for tick in &ticks {
                     line x1=(LEFT) x2=(WIDTH - RIGHT) y1=(y(*tick)) y2=(y(*tick))
@@ -118,13 +125,7 @@ pub fn bar_chart(chart: &Chart<'_>) -> Markup {
                 li {
                     svg width="20" height="20" aria-hidden="true" viewBox="0 0 20 20" {
                         @if number == 1 {
-                            defs {
-                                pattern #{ (hatch_id) "-key" } width="6" height="6" patternUnits="userSpaceOnUse"
-                                    patternTransform="rotate(45)" {
-                                    rect width="6" height="6" fill=(COLOURS[1]) {}
-                                    line x1="0" y1="0" x2="0" y2="6" stroke="#fff" stroke-width="2" {}
-                                }
-                            }
+                            (hatch(&format!("{hatch_id}-key")))
                             rect width="20" height="20" fill={ "url(#" (hatch_id) "-key)" } {}
                         } @else {
                             rect width="20" height="20" fill=(COLOURS[number % COLOURS.len()]) {}

@@ -14,11 +14,12 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::chart::{Chart, Series, bar_chart};
-use super::{CITY_TIME_ZONE, MAX_PERIOD_DAYS, Period, Report, local_day, report};
+use super::{CITY_TIME_ZONE, Counts, MAX_PERIOD_DAYS, Period, Report, local_day, report};
 use crate::i18n::{Lang, Tr};
 use crate::pages::{api_error, frame, html_response, language, signed_in, table, to_sign_in};
 use crate::server::AppState;
 use crate::sync::error_chain;
+use busloket_sync::terms::StopId;
 
 /// The period a page shows when none is asked for.
 const DEFAULT_DAYS: u64 = 28;
@@ -382,11 +383,19 @@ const BUS_COLUMNS: &[&str] = &[
     "indicators-col-km",
 ];
 
-fn stop_label(tr: Tr<'_>, stop: Option<&str>, name: Option<&str>) -> String {
-    match (name, stop) {
+/// A stop's row header and its counts, as the per-stop and per-day tables show them.
+fn stop_cells(tr: Tr<'_>, stop: Option<&StopId>, name: Option<&str>, counts: &Counts) -> Markup {
+    let label = match (name, stop) {
         (Some(name), _) => name.to_owned(),
-        (None, Some(stop)) => stop.to_owned(),
+        (None, Some(stop)) => stop.to_string(),
         (None, None) => tr.t("indicators-no-stop"),
+    };
+    html! {
+        th scope="row" { (label) }
+        td.number { (counts.visits) }
+        td.number { (counts.requests) }
+        td.number { (counts.delivered) }
+        td.number { (decimal(tr.lang, counts.km_avoided, 1)) }
     }
 }
 
@@ -400,13 +409,7 @@ fn tables(tr: Tr<'_>, report: &Report) -> Markup {
             } @else {
                 (table(tr, "indicators-per-stop-caption", STOP_COLUMNS, html! {
                     @for stop in &report.stops {
-                        tr {
-                            th scope="row" { (stop_label(tr, stop.stop.as_ref().map(|s| s.as_str()), stop.stop_name.as_deref())) }
-                            td.number { (stop.counts.visits) }
-                            td.number { (stop.counts.requests) }
-                            td.number { (stop.counts.delivered) }
-                            td.number { (decimal(lang, stop.counts.km_avoided, 1)) }
-                        }
+                        tr { (stop_cells(tr, stop.stop.as_ref(), stop.stop_name.as_deref(), &stop.counts)) }
                     }
                 }))
             }
@@ -420,11 +423,7 @@ fn tables(tr: Tr<'_>, report: &Report) -> Markup {
                     @for row in &report.stop_days {
                         tr {
                             td { time datetime=(row.day) { (row.day) } }
-                            th scope="row" { (stop_label(tr, row.stop.as_ref().map(|s| s.as_str()), row.stop_name.as_deref())) }
-                            td.number { (row.counts.visits) }
-                            td.number { (row.counts.requests) }
-                            td.number { (row.counts.delivered) }
-                            td.number { (decimal(lang, row.counts.km_avoided, 1)) }
+                            (stop_cells(tr, row.stop.as_ref(), row.stop_name.as_deref(), &row.counts))
                         }
                     }
                 }))
