@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use busloket_e2e::city::City;
 use busloket_e2e::lte::LteLink;
-use busloket_e2e::sync::{StatusWatch, SyncedNode, TestHub, submission};
+use busloket_e2e::sync::{StatusWatch, SyncedNode, TestHub, submit_one};
 use busloket_hardware::gps::gpsfake::{Gpsfake, free_port};
 use busloket_hardware::gps::nmea::{Sample, samples_along, write_log};
 use busloket_hardware::gps::route::{Point, Route, distance_m};
@@ -121,20 +121,6 @@ fn location(position: &Value) -> String {
     }
 }
 
-/// A made-up request through the node's API; its id.
-async fn submit(client: &reqwest::Client, base: &str, token: &str, index: usize) -> Result<String> {
-    let created: Value = client
-        .post(format!("{base}/api/v1/requests"))
-        .bearer_auth(token)
-        .json(&submission(index))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok(created["id"].as_str().context("an id")?.to_owned())
-}
-
 /// A request made while the bus stood at `stop`, which is `near` there.
 struct Made {
     id: String,
@@ -185,7 +171,7 @@ async fn drive(
         if let Some((stop, near, what)) = wanted
             && !made.iter().any(|made: &Made| made.what == what)
         {
-            let id = submit(&client, &base, &token, made.len()).await?;
+            let id = submit_one(&client, &base, &token, made.len()).await?;
             made.push(Made {
                 id,
                 stop,

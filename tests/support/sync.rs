@@ -516,16 +516,7 @@ impl SyncedNode {
         self.call(link, move |client, base, token| async move {
             let mut ids = Vec::with_capacity(count);
             for index in from..from + count {
-                let created: Value = client
-                    .post(format!("{base}/api/v1/requests"))
-                    .bearer_auth(&token)
-                    .json(&submission(index))
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json()
-                    .await?;
-                let id = created["id"].as_str().context("an id")?.to_owned();
+                let id = submit_one(&client, &base, &token, index).await?;
                 for _ in 0..reprints {
                     client
                         .post(format!("{base}/api/v1/requests/{id}/reprint"))
@@ -690,6 +681,25 @@ impl Drop for SyncedNode {
 
 /// A made-up citizen's request for the API: national numbers with valid checksums, no real
 /// person.
+/// Submits made-up request `index` ([`submission`]) through the node's API at `base`; its id.
+pub async fn submit_one(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    index: usize,
+) -> Result<String> {
+    let created: Value = client
+        .post(format!("{base}/api/v1/requests"))
+        .bearer_auth(token)
+        .json(&submission(index))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(created["id"].as_str().context("an id")?.to_owned())
+}
+
 pub fn submission(index: usize) -> Value {
     let base = 700_101_001u64 + (index as u64 % 300) * 2;
     let number = format!("{base:09}{:02}", 97 - base % 97);
